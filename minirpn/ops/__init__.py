@@ -1,0 +1,1 @@
+"""Box geometry: IoU, NMS and box coding, compiled with numba on the CPU."""
