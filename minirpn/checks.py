@@ -14,7 +14,8 @@ __all__ = ["check_array", "check_float_array", "check_same_dtype",
 
 def format_shape(shape):
     """Render an expected shape, ``None`` standing for any size: (N, 4)."""
-    return "(" + ", ".join("*" if s is None else str(s) for s in shape) + ")"
+    parts = ["*" if s is None else str(s) for s in shape]
+    return "(" + ", ".join(parts) + ("," if len(parts) == 1 else "") + ")"
 
 
 def _is_array(x):
