@@ -1,0 +1,387 @@
+"""Anchor target layer: label anchors 1 / 0 / -1 and give positives targets.
+
+Seed 001, "Compute RPN Loss: Anchor Target Layer" (and seed 000), applied
+in this order, with a :class:`Reason` recorded for every anchor so that
+``labels.explain(i)`` answers "why is anchor i ignored?":
+
+1. anchors crossing the image border by more than ``allowed_border`` are
+   ignored (-1): the RPN is trained only on anchors inside the image;
+2. negative (0) where the anchor's max IoU over GT boxes < ``negative_iou``;
+3. positive (1) where the max IoU >= ``positive_iou`` ("type B");
+4. positive for each GT box, its best anchor(s) ("type A"): every inside
+   anchor whose IoU with GT k equals GT k's maximum, ties included, only
+   where that maximum is > 0. As in py-faster-rcnn, such an anchor's
+   regression target stays its *argmax* GT, which may differ from k;
+5. sampling: keep at most ``int(batch_size * positive_fraction)``
+   positives, then at most ``batch_size - #positives`` negatives, chosen at
+   random with ``rng``; the rest become -1 (``Reason.DROPPED_BY_SAMPLING``,
+   the rule they fell under is kept in ``reason_before_sampling``).
+
+Regression targets (seed 001) are ``encode_boxes(anchor, matched GT)`` for
+the anchors labelled 1 after sampling, zeros elsewhere.
+"""
+import dataclasses
+import enum
+import math
+import numbers
+
+import numpy
+
+from .backend import get_array_module, to_numpy
+from .anchors import _check_positive_int
+from .checks import check_probability, first_bad_row
+from .ops import box_iou, check_boxes, encode_boxes
+
+__all__ = ["Reason", "AnchorTargetConfig", "SamplingStats", "AnchorLabels",
+           "label_anchors"]
+
+
+class Reason(enum.IntEnum):
+    """Why an anchor got its label (stored as int8 codes)."""
+    CROSSED_BORDER = 0              # -1, rule 1
+    NEGATIVE = 1                    # 0, rule 2 (or: the image has no GT)
+    IGNORED_BETWEEN_THRESHOLDS = 2  # -1, neither rule 2 nor 3
+    POSITIVE_BY_THRESHOLD = 3       # 1, rule 3
+    POSITIVE_AS_BEST_ANCHOR = 4     # 1, rule 4 only (IoU < positive_iou)
+    DROPPED_BY_SAMPLING = 5         # -1, rule 5
+
+
+# Label implied by each reason code, indexed by the code.
+_LABEL_OF_REASON = numpy.array([-1, 0, -1, 1, 1, -1], dtype=numpy.int8)
+
+
+@dataclasses.dataclass(frozen=True)
+class AnchorTargetConfig:
+    """The settings a labelling was made with."""
+    positive_iou: float
+    negative_iou: float
+    batch_size: int | None
+    positive_fraction: float
+    allowed_border: float
+
+    @property
+    def max_positives(self):
+        """``int(batch_size * positive_fraction)``, None if no sampling."""
+        if self.batch_size is None:
+            return None
+        return int(self.batch_size * self.positive_fraction)
+
+
+@dataclasses.dataclass(frozen=True)
+class SamplingStats:
+    """Rule 5 bookkeeping: candidates before sampling, caps, kept."""
+    positive_candidates: int
+    positive_cap: int | None
+    positives_kept: int
+    negative_candidates: int
+    negative_cap: int | None
+    negatives_kept: int
+
+
+@dataclasses.dataclass
+class AnchorLabels:
+    """Result of :func:`label_anchors`. Shapes: A anchors, K GT boxes.
+
+    Attributes
+    ----------
+    labels : (A,) int8
+        1 positive, 0 negative, -1 ignored.
+    matched_gt : (A,) int64
+        Argmax GT of each inside anchor (for an anchor overlapping no GT
+        this is 0, the argmax of zeros); -1 for border-crossing anchors and
+        for every anchor when K == 0.
+    max_iou : (A,) anchors' dtype
+        IoU with ``matched_gt``; 0 for border-crossing anchors or K == 0.
+    bbox_targets : (A, 4) anchors' dtype
+        ``encode_boxes(anchor, gt_boxes[matched_gt])`` where labels == 1,
+        zeros elsewhere.
+    reason, reason_before_sampling : (A,) int8
+        :class:`Reason` codes; they differ only where sampling dropped an
+        anchor (``reason`` is then ``DROPPED_BY_SAMPLING``).
+    best_anchor_of : (A,) int64
+        For an anchor satisfying rule 4, a GT k (the lowest index) it is a
+        best anchor of; -1 otherwise. Set also for anchors that are
+        positive by threshold anyway.
+    anchors : (A, 4), gt_boxes : (K, 4)
+        The inputs (gt_boxes cast to the anchors' dtype).
+    image_size : (float, float)
+        (H, W).
+    config : AnchorTargetConfig
+    sampling : SamplingStats
+    """
+    labels: object
+    matched_gt: object
+    max_iou: object
+    bbox_targets: object
+    reason: object
+    reason_before_sampling: object
+    best_anchor_of: object
+    anchors: object
+    gt_boxes: object
+    image_size: tuple
+    config: AnchorTargetConfig
+    sampling: SamplingStats
+
+    def counts(self):
+        """Dict of label counts and of anchors per final :class:`Reason`."""
+        xp = get_array_module(self.labels)
+        out = {name: int(xp.count_nonzero(self.labels == value))
+               for name, value in (("positive", 1), ("negative", 0),
+                                   ("ignored", -1))}
+        for r in Reason:
+            out[r.name.lower()] = int(xp.count_nonzero(self.reason == r))
+        return out
+
+    def summary(self):
+        """One line: label counts and where the ignored anchors came from."""
+        c = self.counts()
+        return (f"{self.labels.shape[0]} anchors, {self.gt_boxes.shape[0]} GT:"
+                f" {c['positive']} positive ({c['positive_by_threshold']} by"
+                f" threshold, {c['positive_as_best_anchor']} as best anchor),"
+                f" {c['negative']} negative, {c['ignored']} ignored"
+                f" ({c['crossed_border']} crossing the border,"
+                f" {c['ignored_between_thresholds']} between thresholds,"
+                f" {c['dropped_by_sampling']} dropped by sampling)")
+
+    def explain(self, index):
+        """A sentence saying why anchor ``index`` has its label (str)."""
+        n = self.labels.shape[0]
+        if isinstance(index, bool) or not isinstance(index, numbers.Integral):
+            raise TypeError(f"index must be an int, got {index!r}")
+        if not -n <= index < n:
+            raise IndexError(f"index must lie in [0, {n}), got {index}")
+        i = int(index) % n
+        box = to_numpy(self.anchors[i])
+        head = f"anchor {i} [{', '.join(f'{v:.1f}' for v in box)}]"
+        before = Reason(int(self.reason_before_sampling[i]))
+        if before == Reason.CROSSED_BORDER:
+            return f"{head} is ignored (-1): it crosses the image border " \
+                   f"({self._border_violation(box)})."
+        why = self._why(i, before)
+        if int(self.reason[i]) != Reason.DROPPED_BY_SAMPLING:
+            word = {1: "positive (1)", 0: "negative (0)", -1: "ignored (-1)"}
+            return f"{head} is {word[int(self.labels[i])]}: {why}."
+        s, bs = self.sampling, self.config.batch_size
+        if before == Reason.NEGATIVE:
+            return (f"{head} is ignored (-1): it was a negative ({why}) "
+                    f"dropped by sampling: the {bs}-anchor batch already had "
+                    f"{s.positives_kept} positives, leaving room for "
+                    f"{s.negative_cap} of the {s.negative_candidates} "
+                    f"negatives, kept at random.")
+        return (f"{head} is ignored (-1): it was a positive ({why}) dropped "
+                f"by sampling: the image's {s.positive_candidates} positives exceeded"
+                f" the cap int({bs} * {self.config.positive_fraction:g}) = "
+                f"{s.positive_cap}, kept at random.")
+
+    def _border_violation(self, box):
+        b = self.config.allowed_border
+        (h, w), lo = self.image_size, -b
+        for name, v, ok, rel, lim in (("x1", box[0], box[0] >= lo, "<", lo),
+                                      ("y1", box[1], box[1] >= lo, "<", lo),
+                                      ("x2", box[2], box[2] <= w + b, ">", w + b),
+                                      ("y2", box[3], box[3] <= h + b, ">", h + b)):
+            if not ok:
+                return f"{name} = {v:.1f} {rel} {lim + 0.0:.1f}"  # no -0.0
+        return "inside"     # unreachable for a CROSSED_BORDER anchor
+
+    def _why(self, i, before):
+        """The clause behind rules 2-4 for inside anchor i."""
+        c, m, g = self.config, float(self.max_iou[i]), int(self.matched_gt[i])
+        if self.gt_boxes.shape[0] == 0:
+            return "the image has no GT boxes, so every inside anchor is background"
+        best = (f"its best IoU is {m:.2f} with GT {g}" if m > 0
+                else "it overlaps no GT box (IoU 0)")
+        if before == Reason.NEGATIVE:
+            return f"{best}, below the negative threshold {c.negative_iou:g}"
+        if before == Reason.IGNORED_BETWEEN_THRESHOLDS:
+            return (f"{best}, between the negative threshold "
+                    f"{c.negative_iou:g} and the positive threshold "
+                    f"{c.positive_iou:g}")
+        k = int(self.best_anchor_of[i])
+        if before == Reason.POSITIVE_BY_THRESHOLD:
+            also = f"; it is also the best anchor of GT {k}" if k >= 0 else ""
+            return f"{best}, at or above the positive threshold " \
+                   f"{c.positive_iou:g}{also}"
+        iou_k = float(box_iou(self.anchors[i:i + 1], self.gt_boxes[k:k + 1])[0, 0])
+        target = "" if g == k else (f"; its regression target stays GT {g},"
+                                    f" its best match (IoU {m:.2f})")
+        return (f"it is the best anchor of GT {k} (IoU {iou_k:.2f} < "
+                f"{c.positive_iou:g} but no anchor overlaps GT {k} more)"
+                f"{target}")
+
+
+def _check_config(image_size, positive_iou, negative_iou, batch_size,
+                  positive_fraction, allowed_border):
+    try:
+        height, width = (float(v) for v in image_size)
+    except (TypeError, ValueError):
+        raise TypeError("image_size must be a pair (H, W) of numbers, "
+                        f"got {image_size!r}") from None
+    if not (math.isfinite(height) and math.isfinite(width)
+            and height > 0 and width > 0):
+        raise ValueError("image_size must be (H, W) with H > 0 and W > 0, "
+                         f"got {tuple(image_size)!r}")
+    pos = check_probability(positive_iou, "positive_iou")
+    neg = check_probability(negative_iou, "negative_iou")
+    if neg > pos:
+        raise ValueError(f"negative_iou must be <= positive_iou, got "
+                         f"negative_iou={neg} > positive_iou={pos}")
+    frac = check_probability(positive_fraction, "positive_fraction")
+    if batch_size is not None:
+        batch_size = _check_positive_int(batch_size, "batch_size")
+    if isinstance(allowed_border, bool) or not isinstance(allowed_border,
+                                                          numbers.Real):
+        raise TypeError(f"allowed_border must be a number >= 0 (inf keeps "
+                        f"every anchor), got {allowed_border!r}")
+    if not allowed_border >= 0:
+        raise ValueError(f"allowed_border must be >= 0 (inf keeps every "
+                         f"anchor), got {allowed_border!r}")
+    config = AnchorTargetConfig(pos, neg, batch_size, frac,
+                                float(allowed_border))
+    return (height, width), config
+
+
+def _check_gt_boxes(gt_boxes, anchors):
+    check_boxes(gt_boxes, "gt_boxes")
+    xp = get_array_module(gt_boxes)
+    # A zero-area GT box would give log(0) in its regression targets.
+    flat = (gt_boxes[:, 2] <= gt_boxes[:, 0]) | (gt_boxes[:, 3] <= gt_boxes[:, 1])
+    row = first_bad_row(flat)
+    if row is not None:
+        raise ValueError(f"gt_boxes row {row} has zero width or height "
+                         f"(its regression targets would need log(0)): "
+                         f"{to_numpy(gt_boxes[row]).tolist()}")
+    return xp.asarray(gt_boxes, dtype=anchors.dtype)
+
+
+def _drop_excess(candidates, keep, rng):
+    """Draw ``keep`` of ``candidates`` at random; return the others.
+
+    The draw runs on the host with the numpy Generator (it is small), so a
+    seed reproduces it whatever the backend.
+    """
+    host = to_numpy(candidates)
+    chosen = rng.choice(host.size, size=keep, replace=False)
+    mask = numpy.ones(host.size, dtype=bool)
+    mask[chosen] = False
+    return get_array_module(candidates).asarray(host[mask])
+
+
+def _sample(labels, reason, config, rng):
+    """Rule 5 in place: cap positives, then fill the batch with negatives."""
+    xp = get_array_module(labels)
+    fg = xp.flatnonzero(labels == 1)
+    bg = xp.flatnonzero(labels == 0)
+    if config.batch_size is None:
+        return SamplingStats(fg.size, None, fg.size, bg.size, None, bg.size)
+    fg_cap = config.max_positives
+    if fg.size > fg_cap:
+        drop = _drop_excess(fg, fg_cap, rng)
+        labels[drop], reason[drop] = -1, Reason.DROPPED_BY_SAMPLING
+    fg_kept = min(fg.size, fg_cap)
+    bg_cap = config.batch_size - fg_kept
+    if bg.size > bg_cap:
+        drop = _drop_excess(bg, bg_cap, rng)
+        labels[drop], reason[drop] = -1, Reason.DROPPED_BY_SAMPLING
+    return SamplingStats(int(fg.size), fg_cap, int(fg_kept), int(bg.size),
+                         bg_cap, int(min(bg.size, bg_cap)))
+
+
+def label_anchors(anchors, gt_boxes, image_size, *, positive_iou=0.7,
+                  negative_iou=0.3, batch_size=256, positive_fraction=0.5,
+                  allowed_border=0.0, rng=None):
+    """Label anchors for RPN training and compute their regression targets.
+
+    Shapes: A anchors, K GT boxes (K may be 0: then every inside anchor is
+    negative, whatever ``negative_iou``, and nothing is positive).
+
+    Parameters
+    ----------
+    anchors : (A, 4) float32 or float64
+        Anchors (x1, y1, x2, y2), e.g. from :func:`minirpn.anchors.grid_anchors`.
+    gt_boxes : (K, 4) float32 or float64
+        GT boxes with positive width and height; cast to ``anchors.dtype``.
+    image_size : (float, float)
+        (H, W) of the (rescaled) input image.
+    positive_iou, negative_iou : float
+        Thresholds in [0, 1], ``negative_iou <= positive_iou``
+        (py-faster-rcnn RPN_POSITIVE_OVERLAP, RPN_NEGATIVE_OVERLAP).
+    batch_size : int or None
+        Anchors sampled per image (RPN_BATCHSIZE); None: no sampling.
+    positive_fraction : float
+        At most ``int(batch_size * positive_fraction)`` positives.
+    allowed_border : float
+        An anchor is inside iff x1 >= -b, y1 >= -b, x2 <= W + b, y2 <= H + b;
+        ``math.inf`` keeps every anchor.
+    rng : numpy.random.Generator, optional
+        Drives the sampling; ``None``: ``numpy.random.default_rng()``.
+
+    Returns
+    -------
+    AnchorLabels
+        Per-anchor ``labels`` (A,) int8, ``matched_gt`` (A,) int64,
+        ``max_iou`` (A,), ``bbox_targets`` (A, 4), ``reason`` codes; with
+        ``explain(i)``, ``counts()``, ``summary()``.
+
+    Raises
+    ------
+    TypeError, ValueError
+        Bad boxes (first bad row named), a zero-area GT box, thresholds
+        outside [0, 1] or inverted, a bad batch size, fraction, border,
+        image size or ``rng``.
+    """
+    check_boxes(anchors, "anchors")
+    gt_boxes = _check_gt_boxes(gt_boxes, anchors)
+    (height, width), config = _check_config(
+        image_size, positive_iou, negative_iou, batch_size, positive_fraction,
+        allowed_border)
+    if rng is None:
+        rng = numpy.random.default_rng()
+    elif not isinstance(rng, numpy.random.Generator):
+        raise TypeError("rng must be a numpy.random.Generator or None, "
+                        f"got {type(rng).__name__}")
+    xp = get_array_module(anchors)
+    n, k = anchors.shape[0], gt_boxes.shape[0]
+    b = config.allowed_border
+
+    # 1. Only anchors inside the image (up to allowed_border) are labelled.
+    inside = xp.flatnonzero((anchors[:, 0] >= -b) & (anchors[:, 1] >= -b)
+                            & (anchors[:, 2] <= width + b)
+                            & (anchors[:, 3] <= height + b))
+    reason = xp.full(n, Reason.CROSSED_BORDER, dtype=xp.int8)
+    matched_gt = xp.full(n, -1, dtype=xp.int64)
+    max_iou = xp.zeros(n, dtype=anchors.dtype)
+    best_anchor_of = xp.full(n, -1, dtype=xp.int64)
+    if k == 0:
+        reason[inside] = Reason.NEGATIVE        # nothing to find: background
+    elif inside.size > 0:
+        iou = box_iou(anchors[inside], gt_boxes)          # (n_in, K)
+        argmax = iou.argmax(axis=1)
+        best = iou[xp.arange(inside.size), argmax]
+        matched_gt[inside], max_iou[inside] = argmax, best
+        # 2.-3. Thresholds on each anchor's best IoU.
+        code = xp.where(best < config.negative_iou, Reason.NEGATIVE,
+                        Reason.IGNORED_BETWEEN_THRESHOLDS)
+        code = xp.where(best >= config.positive_iou,
+                        Reason.POSITIVE_BY_THRESHOLD, code).astype(xp.int8)
+        # 4. Each GT's best anchors, all ties, where that IoU is > 0.
+        gt_max = iou.max(axis=0)                          # (K,)
+        is_best = (iou == gt_max[None, :]) & (gt_max[None, :] > 0)
+        rule_a = xp.flatnonzero(is_best.any(axis=1))
+        best_anchor_of[inside[rule_a]] = is_best[rule_a].argmax(axis=1)
+        code[rule_a] = xp.where(code[rule_a] == Reason.POSITIVE_BY_THRESHOLD,
+                                code[rule_a], Reason.POSITIVE_AS_BEST_ANCHOR)
+        reason[inside] = code
+    labels = xp.asarray(_LABEL_OF_REASON)[reason]
+    reason_before_sampling = reason.copy()
+
+    # 5. Subsample positives, then negatives.
+    sampling = _sample(labels, reason, config, rng)
+
+    bbox_targets = xp.zeros((n, 4), dtype=anchors.dtype)
+    pos = xp.flatnonzero(labels == 1)
+    if pos.size > 0:
+        bbox_targets[pos] = encode_boxes(anchors[pos], gt_boxes[matched_gt[pos]])
+    return AnchorLabels(labels, matched_gt, max_iou, bbox_targets, reason,
+                        reason_before_sampling, best_anchor_of, anchors,
+                        gt_boxes, (height, width), config, sampling)
