@@ -1,0 +1,233 @@
+"""COCO "instances" JSON files: user data and the toy datasets on disk.
+
+Documented choices:
+
+* ``bbox`` [x, y, w, h] is already continuous (COCO's convention matches
+  ours), so boxes are (x, y, x + w, y + h), no +1 or -1.
+* Category ids (any ints, COCO's run 1..90 with gaps) map to contiguous
+  labels 1..C in sorted id order; ``label_to_category_id`` and
+  ``category_id_to_label`` keep the mapping for writing results back,
+  ``class_names`` holds the category names in label order.
+* ``iscrowd`` regions are not objects to train on. By default
+  (``include_crowd=False``) they are left out of the targets; with
+  ``include_crowd=True`` they are kept with ``difficult`` True, which
+  evaluation ignores like Pascal VOC's difficult objects (use this for
+  evaluation, and :func:`minirpn.data.drop_difficult` before training).
+* Images without annotations are kept (no objects is valid).
+* Everything is validated when the dataset is built: a malformed record
+  raises ValueError naming the file, the record (``annotations[12] (id
+  57)``, 0-based list index) and the field. Boxes must have w, h > 0 and lie
+  in the image, up to a 0.01 px rounding tolerance (they are not clipped).
+"""
+import json
+import math
+import numbers
+import os
+
+import numpy
+
+from .dataset import DetectionDataset, make_target
+from .images import read_image
+
+__all__ = ["CocoDataset"]
+
+_TOLERANCE = 0.01      # px: room for rounding in x + w <= width
+
+
+def _where(path, section, index, record):
+    rid = record.get("id") if isinstance(record, dict) else None
+    return f"{path}: {section}[{index}]" + (f" (id {rid})" if rid is not None
+                                           else "")
+
+
+def _field(record, key, where, kind):
+    """record[key], which must exist and be an int ("int"), a non-empty
+    string ("str") or a positive int ("size")."""
+    if not isinstance(record, dict):
+        raise ValueError(f"{where}: must be a JSON object, got {record!r}")
+    if key not in record:
+        raise ValueError(f"{where}: field '{key}' missing")
+    value = record[key]
+    is_int = isinstance(value, numbers.Integral) \
+        and not isinstance(value, bool)
+    if kind == "str" and not (isinstance(value, str) and value):
+        raise ValueError(f"{where}: field '{key}' must be a non-empty string,"
+                         f" got {value!r}")
+    if kind == "int" and not is_int:
+        raise ValueError(f"{where}: field '{key}' must be an int, "
+                         f"got {value!r}")
+    if kind == "size" and not (is_int and value > 0):
+        raise ValueError(f"{where}: field '{key}' must be a positive int, "
+                         f"got {value!r}")
+    return value
+
+
+def _load_json(path):
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"annotation file not found: {path}")
+    with open(path, encoding="utf-8") as f:
+        try:
+            data = json.load(f)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{path}: not valid JSON: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: top level must be a JSON object, got "
+                         f"{type(data).__name__}")
+    for key in ("images", "annotations", "categories"):
+        if not isinstance(data.get(key), list):
+            raise ValueError(f"{path}: field '{key}' must be a list, got "
+                             f"{data.get(key, 'nothing')!r:.80}")
+    for key in ("images", "categories"):
+        if not data[key]:
+            raise ValueError(f"{path}: field '{key}' is empty (no {key})")
+    return data
+
+
+def _parse_bbox(ann, where, image):
+    """(x1, y1, x2, y2) of an annotation, checked against its image."""
+    bbox = ann.get("bbox")
+    if "bbox" not in ann:
+        raise ValueError(f"{where}: field 'bbox' missing")
+    if not (isinstance(bbox, list) and len(bbox) == 4 and all(
+            isinstance(v, numbers.Real) and not isinstance(v, bool)
+            and math.isfinite(v) for v in bbox)):
+        raise ValueError(f"{where}: field 'bbox' must be 4 numbers "
+                         f"[x, y, w, h], got {bbox!r}")
+    x, y, w, h = (float(v) for v in bbox)
+    if w <= 0 or h <= 0:
+        raise ValueError(f"{where}: field 'bbox' must have width and height "
+                         f"> 0, got {bbox!r}")
+    W, H = image["width"], image["height"]
+    if x < -_TOLERANCE or y < -_TOLERANCE or x + w > W + _TOLERANCE \
+            or y + h > H + _TOLERANCE:
+        raise ValueError(f"{where}: field 'bbox' {bbox!r} reaches outside "
+                         f"its image (width {W}, height {H})")
+    return [x, y, x + w, y + h]
+
+
+class CocoDataset(DetectionDataset):
+    """Images and boxes described by a COCO instances JSON file.
+
+    Parameters
+    ----------
+    json_path : str or os.PathLike
+        The annotation file (``images``, ``annotations``, ``categories``).
+    images_dir : str or os.PathLike, optional
+        Folder that ``file_name`` is relative to; default: the JSON's own
+        folder.
+    include_crowd : bool
+        Keep ``iscrowd`` regions in the targets, flagged ``difficult``
+        (see the module docstring). Default False: left out.
+    check_files : bool
+        Check at construction that every image file exists (one ``stat``
+        per image); missing files are always reported when read.
+
+    Attributes
+    ----------
+    class_names : tuple of str
+        Category names, label order (label ``l`` is ``class_names[l - 1]``).
+    label_to_category_id, category_id_to_label : dict of int -> int
+    image_ids : list of int
+        COCO image ids, dataset order (that of the file's ``images``).
+    paths : list of str
+        Resolved image file paths.
+    """
+
+    def __init__(self, json_path, images_dir=None, include_crowd=False,
+                 check_files=True):
+        path = self.json_path = os.fspath(json_path)
+        data = _load_json(path)
+        images_dir = os.path.dirname(path) if images_dir is None \
+            else os.fspath(images_dir)
+        self._parse_categories(data["categories"])
+        self._parse_images(data["images"], images_dir)
+        self._parse_annotations(data["annotations"], bool(include_crowd))
+        if check_files:
+            missing = [i for i, p in enumerate(self.paths)
+                       if not os.path.isfile(p)]
+            if missing:
+                i = missing[0]
+                more = f" (and {len(missing) - 1} more)" if len(missing) > 1 \
+                    else ""
+                raise FileNotFoundError(
+                    f"{self._where_image(i)}: field 'file_name': image file "
+                    f"not found: {self.paths[i]}{more}")
+
+    def _parse_categories(self, categories):
+        names = {}
+        for k, cat in enumerate(categories):
+            where = _where(self.json_path, "categories", k, cat)
+            cid = _field(cat, "id", where, "int")
+            if cid in names:
+                raise ValueError(f"{where}: field 'id' repeats category id "
+                                 f"{cid}")
+            names[cid] = _field(cat, "name", where, "str")
+        ids = sorted(names)
+        self.label_to_category_id = {l + 1: c for l, c in enumerate(ids)}
+        self.category_id_to_label = {c: l + 1 for l, c in enumerate(ids)}
+        self.class_names = tuple(names[c] for c in ids)
+
+    def _parse_images(self, images, images_dir):
+        self._images, self.image_ids, self.paths, index = [], [], [], {}
+        for k, img in enumerate(images):
+            where = _where(self.json_path, "images", k, img)
+            iid = _field(img, "id", where, "int")
+            if iid in index:
+                raise ValueError(f"{where}: field 'id' repeats image id {iid}")
+            index[iid] = k
+            record = {"id": iid,
+                      "file_name": _field(img, "file_name", where, "str"),
+                      "width": _field(img, "width", where, "size"),
+                      "height": _field(img, "height", where, "size")}
+            self._images.append(record)
+            self.image_ids.append(iid)
+            self.paths.append(os.path.join(images_dir, record["file_name"]))
+        self._image_index = index
+
+    def _parse_annotations(self, annotations, include_crowd):
+        per_image = [([], [], []) for _ in self._images]
+        for k, ann in enumerate(annotations):
+            where = _where(self.json_path, "annotations", k, ann)
+            iid = _field(ann, "image_id", where, "int")
+            if iid not in self._image_index:
+                raise ValueError(f"{where}: field 'image_id' refers to no "
+                                 f"image: {iid}")
+            cid = _field(ann, "category_id", where, "int")
+            if cid not in self.category_id_to_label:
+                raise ValueError(f"{where}: field 'category_id' refers to no "
+                                 f"category: {cid}")
+            crowd = ann.get("iscrowd", 0)
+            if crowd not in (0, 1) or isinstance(crowd, float):
+                raise ValueError(f"{where}: field 'iscrowd' must be 0 or 1, "
+                                 f"got {crowd!r}")
+            i = self._image_index[iid]
+            box = _parse_bbox(ann, where, self._images[i])
+            if crowd and not include_crowd:
+                continue
+            boxes, labels, difficult = per_image[i]
+            boxes.append(box)
+            labels.append(self.category_id_to_label[cid])
+            difficult.append(bool(crowd))
+        self._targets = [make_target(*t, image_id=self.image_ids[i])
+                         for i, t in enumerate(per_image)]
+
+    def _where_image(self, i):
+        return _where(self.json_path, "images", i, self._images[i])
+
+    def __len__(self):
+        return len(self._images)
+
+    def _get(self, index):
+        record = self._images[index]
+        try:
+            image = read_image(self.paths[index])
+        except (OSError, ValueError) as exc:
+            raise type(exc)(f"{self._where_image(index)}: {exc}") from exc
+        if image.shape[:2] != (record["height"], record["width"]):
+            raise ValueError(
+                f"{self._where_image(index)}: image file {self.paths[index]} "
+                f"is {image.shape[1]}x{image.shape[0]} (WxH) but the record "
+                f"says width {record['width']}, height {record['height']}")
+        target = self._targets[index]
+        return image, {k: (v.copy() if isinstance(v, numpy.ndarray) else v)
+                       for k, v in target.items()}

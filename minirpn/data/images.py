@@ -1,0 +1,100 @@
+"""Reading and writing image files with Pillow.
+
+Every loader hands the model an (H, W, 3) uint8 RGB array, whatever the file
+holds. Conversions (documented choices):
+
+* ``L``, ``1``, ``P``, ``CMYK``, ``YCbCr``, ... : Pillow's own
+  ``convert("RGB")``.
+* ``RGBA``, ``LA``, ``PA`` and palette images with a transparent colour: the
+  alpha channel is dropped, not composited, so pixels keep their stored
+  colour (what ``Image.convert("RGB")`` does).
+* 16-bit grey (``I;16*``, and ``I``, which Pillow uses for 16-bit PNG and
+  TIFF data): mapped to 0..255 by ``round(v / 257)`` (65535 -> 255).
+* Float images (``F``) have no agreed range and are refused.
+
+EXIF orientation is NOT applied: COCO and VOC boxes refer to the pixel grid
+as stored in the file.
+"""
+import os
+
+import numpy
+from PIL import Image
+
+from ..checks import check_array
+
+__all__ = ["read_image", "write_png"]
+
+
+def _to_rgb(img, path):
+    mode = img.mode
+    if mode == "F":
+        raise ValueError(
+            f"{path}: float images (Pillow mode 'F') are not supported; "
+            "expected an 8-bit or 16-bit image")
+    if mode == "I" or mode.startswith("I;16"):
+        grey = numpy.asarray(img, dtype=numpy.float64)
+        if grey.min() < 0 or grey.max() > 65535:
+            raise ValueError(
+                f"{path}: integer image values must lie in [0, 65535], "
+                f"got [{grey.min():g}, {grey.max():g}]")
+        grey = numpy.rint(grey / 257.0).astype(numpy.uint8)
+        return numpy.repeat(grey[:, :, None], 3, axis=2)
+    if mode == "P" and "transparency" in img.info:
+        # Pillow warns when a palette image with transparency goes straight
+        # to RGB; going through RGBA is the same colours without the warning.
+        img = img.convert("RGBA")
+    return numpy.asarray(img.convert("RGB"), dtype=numpy.uint8)
+
+
+def read_image(path):
+    """Read an image file as RGB.
+
+    Shapes: ``H, W`` the image's height and width in pixels.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The image file (any format and mode Pillow reads; see the module
+        docstring for how modes become RGB).
+
+    Returns
+    -------
+    image : (H, W, 3) uint8 ndarray
+        A fresh, C-contiguous, writable array.
+
+    Raises
+    ------
+    FileNotFoundError
+        If ``path`` does not exist (the message names it).
+    ValueError
+        If Pillow cannot decode the file, or it holds float data.
+    """
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"image file not found: {path}")
+    try:
+        with Image.open(path) as img:
+            img.load()
+            rgb = _to_rgb(img, path)
+    except (OSError, SyntaxError) as exc:  # Pillow's "cannot identify"
+        raise ValueError(f"{path}: cannot read image: {exc}") from exc
+    return numpy.ascontiguousarray(rgb)
+
+
+def write_png(path, image):
+    """Write an RGB image as a PNG file (lossless, so a round trip is exact).
+
+    Shapes: ``H, W`` the image's height and width.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        Destination file; its folder must exist.
+    image : (H, W, 3) uint8 ndarray
+        The pixels.
+    """
+    check_array(image, "image", shape=(None, None, 3))
+    if image.dtype != numpy.uint8:
+        raise TypeError(f"image must have dtype uint8, got {image.dtype}")
+    Image.fromarray(numpy.ascontiguousarray(image)).save(
+        os.fspath(path), format="PNG")
