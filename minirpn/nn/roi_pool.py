@@ -1,11 +1,196 @@
-"""STUB: to be written."""
-__all__ = ['roi_pool_forward', 'roi_pool_backward']
+"""RoI max pooling (Fast R-CNN, Girshick 2015, section 2.1), as torchvision.
 
-def roi_pool_forward(*args, **kwargs):
-    raise NotImplementedError('roi_pool_forward')
+Each RoI ``[batch_index, x1, y1, x2, y2]`` (input-image pixels) is cut into a
+PH x PW grid of bins on the feature map and each bin is max-pooled, so RoIs of
+any size give a fixed (C, PH, PW) block for the detection head (seed 000,
+"ROI Pooling"). The numbers are those of ``torchvision.ops.roi_pool``:
+
+1. First quantisation: each corner is scaled by ``spatial_scale`` and rounded
+   to a cell with C's ``round`` (halves away from zero). The RoI covers cells
+   start..end *inclusive*: width ``max(end - start + 1, 1)``. Seed 000's worked
+   example (800 x 800 image, stride 32, a 665-pixel box) says 665/32 = 20.78
+   "quantizes to 20", which is a floor; torchvision rounds it to 21, so the
+   RoI spans cells 0..21, 22 cells. We follow torchvision.
+2. Second quantisation: ``bin = width / PW`` as a float; bin ``pw`` spans
+   cells ``floor(pw * bin)`` to ``ceil((pw + 1) * bin)`` (exclusive) offset by
+   start, clipped to the map. Neighbouring bins may share a row or column.
+3. Max over the bin in row-major order; the first of equal values wins (strict
+   >). Its flat index ``h * W + w`` is kept for the backward pass, which sends
+   each output's gradient to that one element. An empty bin (entirely off the
+   map) outputs 0 with argmax -1 and passes no gradient.
+
+The slow, readable definition is
+:func:`minirpn.nn._roi_common.roi_pool_reference_forward` (and ``_backward``);
+the functions here are numba kernels with the same results. Every float step
+of the bin geometry is done in the input's dtype, as torchvision does, so
+float32 bin edges match it exactly.
+"""
+import numba
+import numpy as np
+
+from ._roi_common import (FLT_MAX, check_roi_inputs, check_spatial_scale, check_upstream,
+                          kernel_threads, numpy_only, output_pair, transpose_into)
+
+__all__ = ["roi_pool_forward", "roi_pool_backward"]
 
 
-def roi_pool_backward(*args, **kwargs):
-    raise NotImplementedError('roi_pool_backward')
+def _round_half_away(xp, v):
+    """C's round() on an array, exactly: trunc, then fix the halves."""
+    t = xp.trunc(v)
+    return t + xp.where(xp.abs(v - t) >= 0.5, xp.sign(v), 0)
 
 
+def _bin_edges(xp, lo_coord, hi_coord, scale, pooled, size):
+    """Start and end (exclusive) cell of every bin along one axis.
+
+    lo_coord, hi_coord : (R,) T, RoI edges in input pixels.
+    Returns two (R, pooled) int32 arrays, clipped to [0, size].
+    """
+    T = lo_coord.dtype.type
+    # 1. first quantisation (integers, held as float64 to add them exactly)
+    start = _round_half_away(xp, lo_coord * T(scale)).astype(np.float64)
+    end = _round_half_away(xp, hi_coord * T(scale)).astype(np.float64)
+    length = xp.maximum(end - start + 1, 1)  # malformed RoIs become 1 cell
+    bin_size = length.astype(lo_coord.dtype) / T(pooled)  # in T, as torchvision
+    # 2. second quantisation: bins round outward
+    k = xp.arange(pooled, dtype=lo_coord.dtype)
+    first = xp.floor(k * bin_size[:, None]).astype(np.float64) + start[:, None]
+    last = xp.ceil((k + 1) * bin_size[:, None]).astype(np.float64) + start[:, None]
+    return (xp.clip(first, 0, size).astype(np.int32),
+            xp.clip(last, 0, size).astype(np.int32))
+
+
+@numba.njit(cache=True, parallel=True, error_model="numpy")
+def _pool_forward_kernel(x_nhwc, batch, h0, h1, w0, w1, y, argmax):
+    """Max over each bin; parallel over RoIs, innermost loop over contiguous C.
+
+    x_nhwc (N, H, W, C) T; batch (R,) int64; h0, h1 (R, PH), w0, w1 (R, PW)
+    int32 bin edges; fills y (R, C, PH, PW) T and argmax (R, C, PH, PW) int32.
+    """
+    n_rois, channels, pooled_h, pooled_w = y.shape
+    width = x_nhwc.shape[2]
+    lowest = x_nhwc.dtype.type(-FLT_MAX)  # torchvision's start value, any dtype
+    for r in numba.prange(n_rois):
+        # one RoI's result channels-last, (PH*PW, C), transposed at the end
+        best = np.empty((pooled_h * pooled_w, channels), x_nhwc.dtype)
+        where = np.full((pooled_h * pooled_w, channels), -1, np.int32)
+        fmap = x_nhwc[batch[r]]
+        for ph in range(pooled_h):
+            for pw in range(pooled_w):
+                b_max, b_arg = best[ph * pooled_w + pw], where[ph * pooled_w + pw]
+                empty = h1[r, ph] <= h0[r, ph] or w1[r, pw] <= w0[r, pw]
+                b_max[:] = 0 if empty else lowest  # empty bin: 0, no gradient
+                for hh in range(h0[r, ph], h1[r, ph]):
+                    for ww in range(w0[r, pw], w1[r, pw]):
+                        row = fmap[hh, ww]
+                        flat = np.int32(hh * width + ww)
+                        for c in range(channels):  # strict >: first max wins
+                            v, m = row[c], b_max[c]  # selects, no branch: SIMD
+                            b_max[c] = v if v > m else m
+                            b_arg[c] = flat if v > m else b_arg[c]
+        transpose_into(best, y[r].reshape(channels, pooled_h * pooled_w))
+        transpose_into(where, argmax[r].reshape(channels, pooled_h * pooled_w))
+
+
+@numba.njit(cache=True, parallel=True, error_model="numpy")
+def _pool_backward_kernel(dy, argmax, batch, dx):
+    """Scatter dy to the argmax elements; dx (N, C, H*W) starts at zero.
+
+    Parallel over channels, RoIs in order inside: threads own disjoint
+    channels of dx, so no two write the same element (no atomics, and the
+    sums come out in torchvision's order).
+    """
+    for c in numba.prange(dy.shape[1]):
+        _scatter_channel(dy, argmax, batch, dx, c)
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _scatter_channel(dy, argmax, batch, dx, c):
+    # a separate function: inlined in the prange body this loop ran 2x slower
+    n_rois, _, pooled_h, pooled_w = dy.shape
+    for r in range(n_rois):
+        plane = dx[batch[r], c]
+        for ph in range(pooled_h):
+            for pw in range(pooled_w):
+                k = argmax[r, c, ph, pw]
+                if k >= 0:
+                    plane[k] += dy[r, c, ph, pw]
+
+
+def roi_pool_forward(features, rois, output_size=(7, 7), spatial_scale=1 / 16):
+    """RoI max pooling, identical to ``torchvision.ops.roi_pool``.
+
+    Shapes: N images, C channels, H x W feature map, R RoIs, PH x PW output.
+
+    Parameters
+    ----------
+    features : ndarray, (N, C, H, W) float32 or float64
+        Feature maps.
+    rois : ndarray, (R, 5), features' dtype
+        Rows ``[batch_index, x1, y1, x2, y2]`` in input-image pixels; the
+        batch index must be integral in [0, N). R may be 0.
+    output_size : int or (int, int)
+        (PH, PW), each >= 1.
+    spatial_scale : float
+        Feature cells per input pixel (1/16 for a stride-16 backbone), > 0.
+
+    Returns
+    -------
+    y : ndarray, (R, C, PH, PW), features' dtype
+        Max of each bin; 0 for bins that lie off the map.
+    cache : dict
+        For :func:`roi_pool_backward`: ``argmax`` (R, C, PH, PW) int32 (flat
+        index ``h * W + w`` of each maximum, -1 for empty bins), ``batch``
+        (R,) int64, ``features_shape`` and ``dtype``.
+
+    Raises
+    ------
+    TypeError, ValueError
+        On bad arguments (see :mod:`minirpn.nn._roi_common`).
+    NotImplementedError
+        For CuPy arrays (a later issue adds the GPU kernels).
+    """
+    numpy_only(features, rois)
+    n, c, h, w = check_roi_inputs(features, rois)
+    pooled_h, pooled_w = output_pair(output_size)
+    scale = check_spatial_scale(spatial_scale)
+    h0, h1 = _bin_edges(np, rois[:, 2], rois[:, 4], scale, pooled_h, h)
+    w0, w1 = _bin_edges(np, rois[:, 1], rois[:, 3], scale, pooled_w, w)
+    batch = rois[:, 0].astype(np.int64)
+    y = np.empty((len(rois), c, pooled_h, pooled_w), features.dtype)  # kernel sets all
+    argmax = np.empty(y.shape, np.int32)
+    if y.size:
+        # channels-last once per call, so the kernel's inner loop is contiguous
+        x_nhwc = np.ascontiguousarray(features.transpose(0, 2, 3, 1))
+        with kernel_threads(y.size):
+            _pool_forward_kernel(x_nhwc, batch, h0, h1, w0, w1, y, argmax)
+    cache = {"argmax": argmax, "batch": batch, "features_shape": features.shape,
+             "dtype": features.dtype}
+    return y, cache
+
+
+def roi_pool_backward(dy, cache):
+    """Gradient of :func:`roi_pool_forward` with respect to the features.
+
+    Parameters
+    ----------
+    dy : ndarray, (R, C, PH, PW) float32 or float64
+        Upstream gradient, the forward output's dtype.
+    cache : dict
+        From :func:`roi_pool_forward`.
+
+    Returns
+    -------
+    dfeatures : ndarray, (N, C, H, W), dy's dtype
+        Each ``dy`` entry added to the element its bin's maximum came from
+        (summed where bins or RoIs share a maximum); zero elsewhere.
+    """
+    argmax, batch = cache["argmax"], cache["batch"]
+    numpy_only(dy)
+    check_upstream(dy, argmax.shape, cache["dtype"])
+    n, c, h, w = cache["features_shape"]
+    dx = np.zeros((n, c, h * w), dy.dtype)
+    if dy.size:
+        with kernel_threads(dy.size):
+            _pool_backward_kernel(np.ascontiguousarray(dy), argmax, batch, dx)
+    return dx.reshape(n, c, h, w)
