@@ -1,11 +1,255 @@
-"""STUB: to be written."""
-__all__ = ['conv2d_forward', 'conv2d_backward']
+"""2-D convolution (cross-correlation, as in every framework) by im2col.
 
-def conv2d_forward(*args, **kwargs):
-    raise NotImplementedError('conv2d_forward')
+Shape symbols used below: N batch, C input channels, H x W input size,
+F filters, KH x KW kernel size, OH x OW output size, K = C*KH*KW the length
+of one receptive field, P = N*OH*OW the number of output pixels.
+
+    OH = (H + 2*pad_h - KH) // stride_h + 1      (likewise OW)
+
+The forward unrolls every receptive field of the zero-padded input into a
+column of a (K, P) matrix ``cols`` (im2col) so the whole convolution is ONE
+matrix product, ``y2 = w2 @ cols`` with ``w2 = w.reshape(F, K)`` and
+``y2 = y`` as (F, P). The backward is two more products:
+
+    dw2.T = cols @ dy2.T         (K, P) @ (P, F)
+    dcols = w2.T @ dy2           (K, F) @ (F, P)
+
+and col2im adds ``dcols`` back onto the padded input. im2col and col2im
+loop over the KH*KW kernel offsets only; each iteration moves one strided
+slice holding every channel and pixel.
+
+Layout: ``cols`` is (C, KH, KW, N, OH, OW), so its rows match the columns
+of ``w2`` and its columns the pixels of ``dy`` in (N, OH, OW) order. All
+three products then read their operands in place (a transposed operand is
+a flag to BLAS, not a copy), and for N = 1 ``y2`` already is ``y`` in
+(1, F, OH, OW) layout. Stride-1 convs (all 3x3 ones in VGG and the RPN)
+take a faster col2im, :func:`_dx_stride1`; 1x1 stride-1 unpadded convs
+(the RPN heads) need no unrolling at all.
+"""
+from ..backend import get_array_module
+from ..checks import check_float_array, check_same_dtype
+
+__all__ = ["conv2d_forward", "conv2d_backward"]
 
 
-def conv2d_backward(*args, **kwargs):
-    raise NotImplementedError('conv2d_backward')
+def _pair(value, name, minimum):
+    """Accept an int or an (int, int) pair and return the pair."""
+    pair = value if isinstance(value, (tuple, list)) else (value, value)
+    if len(pair) != 2 or not all(isinstance(v, int) and not isinstance(v, bool)
+                                 for v in pair):
+        raise TypeError(f"{name} must be an int or a pair of ints, got {value!r}")
+    if min(pair) < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value!r}")
+    return tuple(pair)
 
 
+def _check_float_rank(x, name, symbols):
+    """A float array whose rank is that of ``symbols``, e.g. "(N, C, H, W)"."""
+    check_float_array(x, name)
+    if x.ndim != symbols.count(",") + 1:
+        raise ValueError(f"{name} must have shape {symbols}, got {tuple(x.shape)}")
+
+
+def _check_inputs(x, w, b, stride, padding):
+    """Validate the arguments of :func:`conv2d_forward`; return geometry."""
+    _check_float_rank(x, "x", "(N, C, H, W)")
+    C = x.shape[1]
+    _check_float_rank(w, "w", "(F, C, KH, KW)")
+    if w.shape[1] != C:
+        raise ValueError(f"w must have shape (F, {C}, KH, KW) to match the "
+                         f"{C} channels of x {tuple(x.shape)}, got {tuple(w.shape)}")
+    F = w.shape[0]
+    check_float_array(b, "b", shape=(F,))
+    check_same_dtype("x", x, w=w, b=b)
+    sh, sw = _pair(stride, "stride", 1)
+    ph, pw = _pair(padding, "padding", 0)
+    KH, KW = w.shape[2:]
+    Hp, Wp = x.shape[2] + 2 * ph, x.shape[3] + 2 * pw
+    if KH > Hp or KW > Wp or min(KH, KW) < 1:
+        raise ValueError(f"kernel size ({KH}, {KW}) of w must fit the padded "
+                         f"input ({Hp}, {Wp}) of x {tuple(x.shape)} with "
+                         f"padding {(ph, pw)}")
+    return (sh, sw), (ph, pw), ((Hp - KH) // sh + 1, (Wp - KW) // sw + 1)
+
+
+def _im2col(x, kernel, stride, padding, out_size):
+    """Unroll the receptive fields of x (N, C, H, W) into (K, P) columns."""
+    xp = get_array_module(x)
+    N, C, H, W = x.shape
+    (KH, KW), (sh, sw), (ph, pw), (OH, OW) = kernel, stride, padding, out_size
+    # 1. Zero-pad, channels first: (C, N, Hp, Wp). A free view when N = 1
+    #    and there is no padding.
+    xt = x.transpose(1, 0, 2, 3)
+    if ph or pw:
+        xpad = xp.zeros((C, N, H + 2 * ph, W + 2 * pw), dtype=x.dtype)
+        xpad[:, :, ph:ph + H, pw:pw + W] = xt
+    else:
+        xpad = xt
+    # 2. One strided copy per kernel offset (i, j): every channel and pixel.
+    cols = xp.empty((C, KH, KW, N, OH, OW), dtype=x.dtype)
+    for i in range(KH):
+        for j in range(KW):
+            cols[:, i, j] = xpad[:, :, i:i + sh * OH:sh, j:j + sw * OW:sw]
+    return cols.reshape(C * KH * KW, N * OH * OW)
+
+
+def _col2im(dcols, x_shape, kernel, stride, padding, out_size):
+    """Adjoint of :func:`_im2col`: sum (K, P) columns back onto (N, C, H, W)."""
+    xp = get_array_module(dcols)
+    N, C, H, W = x_shape
+    (KH, KW), (sh, sw), (ph, pw), (OH, OW) = kernel, stride, padding, out_size
+    dcols = dcols.reshape(C, KH, KW, N, OH, OW)
+    dxpad = xp.zeros((C, N, H + 2 * ph, W + 2 * pw), dtype=dcols.dtype)
+    # Overlapping receptive fields add up: one strided += per kernel offset.
+    for i in range(KH):
+        for j in range(KW):
+            dxpad[:, :, i:i + sh * OH:sh, j:j + sw * OW:sw] += dcols[:, i, j]
+    dx = dxpad[:, :, ph:ph + H, pw:pw + W].transpose(1, 0, 2, 3)
+    return xp.ascontiguousarray(dx)
+
+
+def _dx_stride1(dy, w, x_shape, padding):
+    """dx of a stride-1 conv: ``w2.T @ dy`` and col2im by long row adds.
+
+    Seen flat, the padded input of one channel is a row of length
+    N*Hp*Wp, and kernel offset (i, j) is a shift by ``i*Wp + j`` along it.
+    Lay dy out on the padded grid too (zeros where no output is) and the
+    column block of ``dcols`` for offset (i, j) is one contiguous run to
+    add at that shift: C long adds per offset instead of C*N*OH short ones.
+    The zero columns cost a few % more in the product and add nothing.
+    ``dcols`` is made one kernel row i at a time, (KW*C, L), in one reused
+    buffer: a third of the memory, and it is still in cache when added.
+    """
+    xp = get_array_module(dy)
+    N, C, H, W = x_shape
+    F, _, KH, KW = w.shape
+    (ph, pw), (OH, OW) = padding, dy.shape[2:]
+    Hp, Wp = H + 2 * ph, W + 2 * pw
+    # 1. dy on the padded grid, flat (F, N*Hp*Wp); outputs lie in the
+    #    first L columns.
+    dy_grid = xp.zeros((F, N, Hp, Wp), dtype=dy.dtype)
+    dy_grid[:, :, :OH, :OW] = dy.transpose(1, 0, 2, 3)
+    L = (N - 1) * Hp * Wp + OH * Wp
+    dy_grid = dy_grid.reshape(F, -1)[:, :L]
+    # 2. Per kernel row i: dcols_i = w_i.T @ dy, w_i (F, KW*C) taken from
+    #    w in (F, KH, KW, C) order, so the C rows of each offset j form one
+    #    block; then shifted adds (the last one reads KW - 1 past the grid).
+    w_t = xp.ascontiguousarray(w.transpose(0, 2, 3, 1))
+    dcols_i = xp.empty((KW * C, L), dtype=dy.dtype)
+    dx_flat = xp.zeros((C, N * Hp * Wp + KW - 1), dtype=dy.dtype)
+    for i in range(KH):
+        xp.matmul(w_t[:, i].reshape(F, KW * C).T, dy_grid, out=dcols_i)
+        for j in range(KW):
+            dx_flat[:, i * Wp + j:i * Wp + j + L] += dcols_i[j * C:(j + 1) * C]
+    dx = dx_flat[:, :N * Hp * Wp].reshape(C, N, Hp, Wp)
+    return xp.ascontiguousarray(dx[:, :, ph:ph + H, pw:pw + W].transpose(1, 0, 2, 3))
+
+
+def _to_nchw(y2, N, F, OH, OW):
+    """(F, N*OH*OW) -> contiguous (N, F, OH, OW); free when N = 1."""
+    xp = get_array_module(y2)
+    return xp.ascontiguousarray(y2.reshape(F, N, OH, OW).transpose(1, 0, 2, 3))
+
+
+def _from_nchw(dy):
+    """(N, F, OH, OW) -> (F, N*OH*OW); free when N = 1."""
+    xp = get_array_module(dy)
+    N, F = dy.shape[:2]
+    return xp.ascontiguousarray(dy.transpose(1, 0, 2, 3)).reshape(F, -1)
+
+
+def conv2d_forward(x, w, b, stride=1, padding=0):
+    """2-D convolution forward: ``y = w * x + b`` (cross-correlation).
+
+    Shapes: N batch, C input channels, H x W input, F filters, KH x KW
+    kernel, OH = (H + 2*pad_h - KH) // stride_h + 1, OW likewise.
+
+    Parameters
+    ----------
+    x : ndarray, (N, C, H, W) float32 or float64
+        Input feature maps.
+    w : ndarray, (F, C, KH, KW), dtype of x
+        Filters.
+    b : ndarray, (F,), dtype of x
+        Biases.
+    stride : int or (int, int)
+        Step between receptive fields, >= 1.
+    padding : int or (int, int)
+        Zeros added on each side of H and W, >= 0.
+
+    Returns
+    -------
+    y : ndarray, (N, F, OH, OW), dtype of x
+    cache : tuple
+        What :func:`conv2d_backward` needs: the (C*KH*KW, N*OH*OW) im2col
+        matrix of x in x's dtype (x itself for a 1x1 stride-1 unpadded
+        conv), w and the geometry.
+
+    Raises
+    ------
+    TypeError
+        Non-array or non-float inputs, w or b not of x's dtype, non-int
+        stride or padding.
+    ValueError
+        Wrong ranks or shapes, stride < 1, padding < 0, or a kernel larger
+        than the padded input.
+    """
+    stride, padding, (OH, OW) = _check_inputs(x, w, b, stride, padding)
+    xp = get_array_module(x, w, b)
+    N, C, H, W = x.shape
+    F, _, KH, KW = w.shape
+    if (KH, KW, stride, padding) == (1, 1, (1, 1), (0, 0)):
+        # A 1x1 conv is a per-pixel linear map: no unrolling needed.
+        y = xp.matmul(w.reshape(F, C), x.reshape(N, C, H * W))
+        y += b[:, None]
+        return y.reshape(N, F, H, W), ("1x1", x, w)
+    cols = _im2col(x, (KH, KW), stride, padding, (OH, OW))
+    y2 = w.reshape(F, -1) @ cols
+    y2 += b[:, None]
+    cache = ("im2col", cols, w, x.shape, stride, padding, (OH, OW))
+    return _to_nchw(y2, N, F, OH, OW), cache
+
+
+def conv2d_backward(dy, cache):
+    """2-D convolution backward.
+
+    Parameters
+    ----------
+    dy : ndarray, (N, F, OH, OW), dtype of x
+        Upstream gradient of the output.
+    cache : tuple
+        From :func:`conv2d_forward`.
+
+    Returns
+    -------
+    dx : ndarray, (N, C, H, W), dtype of x
+    dw : ndarray, (F, C, KH, KW), dtype of x
+    db : ndarray, (F,), dtype of x
+    """
+    kind, saved, w = cache[:3]
+    F = w.shape[0]
+    xp = get_array_module(dy)
+    if kind == "1x1":
+        x = saved
+        N, C, H, W = x.shape
+        check_float_array(dy, "dy", shape=(N, F, H, W))
+        check_same_dtype("w", w, dy=dy)
+        dy3 = dy.reshape(N, F, H * W)
+        dx = xp.matmul(w.reshape(F, C).T, dy3).reshape(x.shape)
+        x3 = x.reshape(N, C, H * W)
+        dw = (dy3[0] @ x3[0].T if N == 1
+              else xp.matmul(dy3, x3.transpose(0, 2, 1)).sum(axis=0))
+        return dx, dw.reshape(w.shape), dy3.sum(axis=(0, 2))
+    cols = saved
+    x_shape, stride, padding, (OH, OW) = cache[3:]
+    check_float_array(dy, "dy", shape=(x_shape[0], F, OH, OW))
+    check_same_dtype("w", w, dy=dy)
+    dy2 = _from_nchw(dy)
+    # (K, P) @ (P, F) runs faster in BLAS than (F, P) @ (P, K) for small F.
+    dw = xp.ascontiguousarray((cols @ dy2.T).T).reshape(w.shape)
+    if stride == (1, 1):
+        dx = _dx_stride1(dy, w, x_shape, padding)
+    else:
+        dcols = w.reshape(F, -1).T @ dy2
+        dx = _col2im(dcols, x_shape, w.shape[2:], stride, padding, (OH, OW))
+    return dx, dw, dy2.sum(axis=1)
