@@ -1,0 +1,185 @@
+"""Crop pooling: an affine sampling grid plus bilinear sampling, then max-pool.
+
+Seed 001, "Crop Pooling", following Spatial Transformer Networks: for each
+RoI an affine matrix ``theta`` (2 x 3) maps normalised output coordinates
+``(x_t, y_t)`` in [-1, 1] to normalised input coordinates
+
+    [x_s]   [theta_11  0         theta_13] [x_t]
+    [y_s] = [0         theta_22  theta_23] [y_t]
+                                           [ 1 ]
+
+with ``theta_11 = (x2 - x1) / W``, ``theta_13 = (x1 + x2) / W - 1`` (and the
+same in y), the RoI given in feature-map pixels. The input is sampled
+bilinearly at those points on a grid of ``2 PH x 2 PW`` (zero outside the
+map, as ``grid_sample(padding_mode="zeros", align_corners=False)``), and a
+2x2 max-pool brings it to ``PH x PW`` (seed 000: "cropped ... to 14x14,
+eventually max-pooled to 7x7").
+
+Bilinear sampling is linear in the features: with the features laid out as a
+``(N*H*W, C)`` matrix ``F``, the samples are ``S @ F`` for a sparse matrix
+``S`` with four weights per sample. The backward pass is ``S.T @ dY``, so no
+scatter loop and no atomics are needed. Gradients flow to the features only:
+the RoI coordinates are constants (seed 001: propagating through them is
+"quite tricky"; the paper's approximate joint training ignores them).
+
+On CuPy the same matrix is built with ``xp`` and held by
+``cupyx.scipy.sparse`` (products by cuSPARSE): one algorithm, two devices.
+"""
+import numpy as np
+import scipy.sparse
+
+from ..backend import get_array_module
+from ..checks import check_float_array, check_array
+from .pooling import max_pool2d_backward, max_pool2d_forward
+
+__all__ = ["crop_pool_forward", "crop_pool_backward", "affine_theta",
+           "affine_grid"]
+
+
+def affine_theta(rois, spatial_scale, height, width):
+    """Per-RoI affine matrices of seed 001.
+
+    Parameters
+    ----------
+    rois : (R, 5) float
+        Rows ``[batch_index, x1, y1, x2, y2]`` in input-image pixels.
+    spatial_scale : float
+        Feature pixels per image pixel (1 / stride).
+    height, width : int
+        Feature map size H, W.
+
+    Returns
+    -------
+    (R, 2, 3) float, the dtype of ``rois``
+    """
+    xp = get_array_module(rois)
+    x1, y1, x2, y2 = (rois[:, k] * spatial_scale for k in range(1, 5))
+    theta = xp.zeros((rois.shape[0], 2, 3), dtype=rois.dtype)
+    theta[:, 0, 0] = (x2 - x1) / width
+    theta[:, 0, 2] = (x1 + x2) / width - 1
+    theta[:, 1, 1] = (y2 - y1) / height
+    theta[:, 1, 2] = (y1 + y2) / height - 1
+    return theta
+
+
+def affine_grid(theta, grid_h, grid_w, height, width):
+    """Source pixel coordinates of a ``grid_h x grid_w`` output grid.
+
+    Output pixel (i, j) sits at the normalised centre
+    ``x_t = (2 j + 1) / grid_w - 1``; ``theta`` maps it to ``x_s``, which
+    becomes the pixel coordinate ``((x_s + 1) W - 1) / 2`` (align_corners
+    False: -1 and 1 are the outer edges of the map).
+
+    Returns
+    -------
+    ys, xs : (R, grid_h, grid_w) float
+    """
+    xp = get_array_module(theta)
+    xt = (2 * xp.arange(grid_w, dtype=theta.dtype) + 1) / grid_w - 1
+    yt = (2 * xp.arange(grid_h, dtype=theta.dtype) + 1) / grid_h - 1
+    xs = theta[:, 0, 0, None] * xt + theta[:, 0, 2, None]        # (R, GW)
+    ys = theta[:, 1, 1, None] * yt + theta[:, 1, 2, None]        # (R, GH)
+    xs = ((xs + 1) * width - 1) / 2
+    ys = ((ys + 1) * height - 1) / 2
+    R = theta.shape[0]
+    return (xp.broadcast_to(ys[:, :, None], (R, grid_h, grid_w)),
+            xp.broadcast_to(xs[:, None, :], (R, grid_h, grid_w)))
+
+
+def _sparse_module(xp):
+    """scipy.sparse for numpy, cupyx.scipy.sparse (cuSPARSE) for CuPy: the
+    same sampling matrix and products on either device."""
+    if xp is np:
+        return scipy.sparse
+    import cupyx.scipy.sparse  # only reached with CuPy arrays
+    return cupyx.scipy.sparse
+
+
+def _sampling_matrix(batch_index, ys, xs, N, H, W, dtype):
+    """The sparse (R*GH*GW, N*H*W) bilinear sampling matrix, zero padding."""
+    xp = get_array_module(ys)
+    samples = ys.size
+    b = xp.repeat(batch_index, ys[0].size)
+    y, x = ys.reshape(-1), xs.reshape(-1)
+    y0, x0 = xp.floor(y).astype(np.int64), xp.floor(x).astype(np.int64)
+    ly, lx = (y - y0).astype(dtype), (x - x0).astype(dtype)
+    rows, cols, vals = [], [], []
+    for dy_, wy in ((0, 1 - ly), (1, ly)):
+        for dx_, wx in ((0, 1 - lx), (1, lx)):
+            yy, xx = y0 + dy_, x0 + dx_
+            inside = (yy >= 0) & (yy < H) & (xx >= 0) & (xx < W)
+            rows.append(xp.flatnonzero(inside))
+            cols.append(((b * H + yy) * W + xx)[inside])
+            vals.append((wy * wx)[inside])
+    # COO (the four taps of a sample never coincide) converted to CSR
+    return _sparse_module(xp).coo_matrix(
+        (xp.concatenate(vals), (xp.concatenate(rows), xp.concatenate(cols))),
+        shape=(samples, N * H * W), dtype=dtype).tocsr()
+
+
+def crop_pool_forward(features, rois, output_size=(7, 7), spatial_scale=1 / 16):
+    """Crop pooling forward (seed 001).
+
+    Shapes: N images, C channels, H x W feature map, R RoIs, PH x PW output.
+
+    Parameters
+    ----------
+    features : (N, C, H, W) float32 or float64
+    rois : (R, 5) same dtype as features
+        Rows ``[batch_index, x1, y1, x2, y2]`` in input-image pixels.
+    output_size : int or (int, int)
+        (PH, PW); the sampling grid is (2 PH, 2 PW).
+    spatial_scale : float
+        Feature pixels per image pixel.
+
+    Returns
+    -------
+    y : (R, C, PH, PW), the dtype of ``features``
+    cache : tuple
+    """
+    check_float_array(features, "features", ndim=4)
+    check_array(rois, "rois", shape=(None, 5))
+    if rois.dtype != features.dtype:
+        raise TypeError(f"rois must have the dtype of features "
+                        f"({features.dtype}), got {rois.dtype}")
+    ph, pw = (output_size, output_size) if np.isscalar(output_size) else output_size
+    if ph < 1 or pw < 1:
+        raise ValueError(f"output_size must be >= 1, got {output_size!r}")
+    xp = get_array_module(features)
+    if get_array_module(rois) is not xp:
+        raise TypeError(f"rois must be a {xp.__name__} array like features "
+                        f"(all on one device), got {type(rois).__name__}")
+    N, C, H, W = features.shape
+    batch_index = rois[:, 0].astype(np.int64)
+    if rois.shape[0] and (batch_index.min() < 0 or batch_index.max() >= N):
+        raise ValueError(f"rois batch indices must lie in [0, {N}), got "
+                         f"{batch_index.min()}..{batch_index.max()}")
+    theta = affine_theta(rois, spatial_scale, H, W)
+    ys, xs = affine_grid(theta, 2 * ph, 2 * pw, H, W)
+    S = _sampling_matrix(batch_index, ys, xs, N, H, W, features.dtype)
+    flat = features.transpose(0, 2, 3, 1).reshape(N * H * W, C)
+    sampled = (S @ flat).reshape(rois.shape[0], 2 * ph, 2 * pw, C)
+    sampled = xp.ascontiguousarray(sampled.transpose(0, 3, 1, 2))
+    y, pool_cache = max_pool2d_forward(sampled, kernel_size=2, stride=2)
+    return y, (S, features.shape, pool_cache)
+
+
+def crop_pool_backward(dy, cache):
+    """Gradient of :func:`crop_pool_forward` with respect to the features.
+
+    Parameters
+    ----------
+    dy : (R, C, PH, PW) float
+    cache : tuple from :func:`crop_pool_forward`
+
+    Returns
+    -------
+    dfeatures : (N, C, H, W), the dtype of ``dy``
+    """
+    S, (N, C, H, W), pool_cache = cache
+    dsampled = max_pool2d_backward(dy, pool_cache)        # (R, C, 2PH, 2PW)
+    dflat = dsampled.transpose(0, 2, 3, 1).reshape(-1, C)
+    dfeatures = S.T @ dflat                                # (N*H*W, C)
+    xp = get_array_module(dflat)
+    return xp.ascontiguousarray(
+        xp.asarray(dfeatures).reshape(N, H, W, C).transpose(0, 3, 1, 2))

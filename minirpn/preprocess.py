@@ -1,0 +1,201 @@
+"""The model's first stage: resize, subtract the mean, pad into a batch.
+
+Seed 001, "Image Pre-Processing": every image is rescaled so its shorter side
+is ``target_size`` pixels unless the longer side would then exceed
+``max_size``; a fixed per-channel mean (a configuration value, the same for
+every image) is subtracted. Images of one batch are padded with zeros (the
+mean colour) at the bottom and right to a common size, a multiple of the
+feature stride so every pixel lies under a feature cell.
+
+Boxes move between the original and the network's coordinates with the
+per-axis factors ``(sy, sx) = (h' / h, w' / w)`` of the actual resized size;
+the scalar ``scale`` also scales the RPN's minimum proposal size.
+"""
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image
+
+from .backend import array_module, to_numpy
+
+__all__ = ["PreprocessedBatch", "compute_scale", "resize_image",
+           "check_images", "check_targets", "preprocess"]
+
+
+@dataclass
+class PreprocessedBatch:
+    """A batch ready for the backbone.
+
+    Attributes
+    ----------
+    images : (N, 3, Hp, Wp) float32 or float64
+        Resized, normalised images, zero-padded to a common size.
+    image_sizes : list of (int, int)
+        Each image's (h', w') after resizing, before padding.
+    original_sizes : list of (int, int)
+        Each image's (H, W) as given.
+    scales : list of float
+        The scalar resize factor of each image (seed 001's rule).
+    """
+
+    images: object
+    image_sizes: list
+    original_sizes: list
+    scales: list
+
+    def box_factors(self, i):
+        """(4,) float64 factors mapping image i's boxes into the network."""
+        (h, w), (H, W) = self.image_sizes[i], self.original_sizes[i]
+        return np.array([w / W, h / H, w / W, h / H])
+
+    def to_network(self, i, boxes):
+        """Scale (K, 4) boxes of image i from original to network pixels."""
+        return boxes * self.box_factors(i).astype(boxes.dtype)
+
+    def to_original(self, i, boxes):
+        """Scale (K, 4) boxes of image i from network to original pixels."""
+        return boxes / self.box_factors(i).astype(boxes.dtype)
+
+
+def compute_scale(height, width, target_size, max_size):
+    """The resize factor of seed 001: shorter side to ``target_size``,
+    longer side at most ``max_size``."""
+    scale = target_size / min(height, width)
+    if round(scale * max(height, width)) > max_size:
+        scale = max_size / max(height, width)
+    return scale
+
+
+def resize_image(image, scale):
+    """Bilinear resize of an (H, W, 3) image by ``scale``.
+
+    Returns
+    -------
+    (round(H*scale), round(W*scale), 3) float32
+    """
+    H, W = image.shape[:2]
+    size = (max(1, round(W * scale)), max(1, round(H * scale)))
+    if image.dtype == np.uint8:
+        out = np.asarray(Image.fromarray(image).resize(size, Image.BILINEAR))
+        return out.astype(np.float32)
+    channels = [np.asarray(Image.fromarray(
+        np.ascontiguousarray(image[:, :, c], dtype=np.float32), mode="F")
+        .resize(size, Image.BILINEAR)) for c in range(3)]
+    return np.stack(channels, axis=2)
+
+
+def check_images(images):
+    """Validate a list of raw images; return them as (H, W, 3) arrays.
+
+    Grayscale (H, W) images are repeated to three channels. Raises
+    TypeError/ValueError naming the image index.
+    """
+    if not isinstance(images, (list, tuple)):
+        raise TypeError(
+            f"images must be a list of (H, W, 3) arrays, got {type(images).__name__}")
+    if len(images) == 0:
+        raise ValueError("images must hold at least one image, got an empty list")
+    out = []
+    for i, image in enumerate(images):
+        image = to_numpy(image)
+        if image.dtype.kind not in "uif" or image.dtype == np.bool_:
+            raise TypeError(f"images[{i}] must be numeric (uint8 or float), "
+                            f"got dtype {image.dtype}")
+        if image.ndim == 2:
+            image = np.repeat(image[:, :, None], 3, axis=2)
+        if image.ndim != 3 or image.shape[2] != 3:
+            raise ValueError(f"images[{i}] must have shape (H, W, 3) or (H, W), "
+                             f"got {image.shape}")
+        if image.shape[0] == 0 or image.shape[1] == 0:
+            raise ValueError(f"images[{i}] is empty: shape {image.shape}")
+        if image.dtype.kind == "f" and not np.isfinite(image).all():
+            raise ValueError(f"images[{i}] contains NaN or inf pixels")
+        out.append(image)
+    return out
+
+
+def check_targets(targets, images, num_classes):
+    """Validate targets against their images (original coordinates).
+
+    Every box must be finite, have positive width and height, and lie inside
+    its image; every label must be an integer in 1..num_classes. An image
+    with no boxes is valid.
+
+    Returns
+    -------
+    list of dict
+        ``boxes`` (K, 4) float64 and ``labels`` (K,) int64 per image.
+    """
+    if not isinstance(targets, (list, tuple)) or len(targets) != len(images):
+        got = len(targets) if isinstance(targets, (list, tuple)) else type(targets).__name__
+        raise ValueError(f"targets must be a list with one dict per image "
+                         f"({len(images)}), got {got}")
+    out = []
+    for i, (target, image) in enumerate(zip(targets, images)):
+        if not isinstance(target, dict) or "boxes" not in target or "labels" not in target:
+            raise ValueError(f"targets[{i}] must be a dict with 'boxes' and 'labels'")
+        boxes = np.asarray(to_numpy(target["boxes"]), dtype=np.float64)
+        if boxes.size == 0:
+            boxes = boxes.reshape(0, 4)  # [] is a valid "no objects"
+        labels = np.asarray(to_numpy(target["labels"])).reshape(-1)
+        if boxes.ndim != 2 or boxes.shape[1] != 4:
+            raise ValueError(f"targets[{i}]['boxes'] must have shape (K, 4), "
+                             f"got {boxes.shape}")
+        if labels.shape[0] != boxes.shape[0]:
+            raise ValueError(f"targets[{i}]: {boxes.shape[0]} boxes but "
+                             f"{labels.shape[0]} labels")
+        H, W = image.shape[:2]
+        for k, (box, label) in enumerate(zip(boxes, labels)):
+            x1, y1, x2, y2 = box
+            where = f"targets[{i}] box {k} {box.tolist()}"
+            if not np.isfinite(box).all():
+                raise ValueError(f"{where} has NaN or inf coordinates")
+            if not (x2 > x1 and y2 > y1):
+                raise ValueError(f"{where} has zero or negative width/height")
+            if x1 < 0 or y1 < 0 or x2 > W or y2 > H:
+                raise ValueError(f"{where} lies outside the {W}x{H} image")
+            if float(label) != int(label) or not 1 <= int(label) <= num_classes:
+                raise ValueError(f"targets[{i}] label {k} is {label!r}; labels "
+                                 f"must be integers in 1..{num_classes}")
+        out.append({"boxes": boxes, "labels": labels.astype(np.int64)})
+    return out
+
+
+def preprocess(images, config, xp=None):
+    """Resize, normalise and pad a list of raw images (the model's stage 0).
+
+    Parameters
+    ----------
+    images : list of (H_i, W_i, 3) uint8 or float arrays
+        Raw RGB images of any size, pixel values in [0, 255].
+    config : Config
+        Supplies target_size, max_size, pixel_mean, pixel_std, dtype and
+        the stride that the padded size is a multiple of.
+    xp : module, optional
+        numpy or cupy, where the batch goes (the active backend's if omitted).
+
+    Returns
+    -------
+    PreprocessedBatch
+        ``images`` is (N, 3, Hp, Wp) in ``config.dtype`` on the active backend.
+    """
+    images = check_images(images)
+    mean = np.asarray(config.pixel_mean, dtype=np.float32)
+    std = np.asarray(config.pixel_std, dtype=np.float32)
+    resized, scales = [], []
+    for image in images:
+        scale = compute_scale(*image.shape[:2], config.target_size, config.max_size)
+        resized.append((resize_image(image, scale) - mean) / std)
+        scales.append(scale)
+    stride = config.stride
+    Hp = max(r.shape[0] for r in resized)
+    Wp = max(r.shape[1] for r in resized)
+    Hp, Wp = -(-Hp // stride) * stride, -(-Wp // stride) * stride
+    batch = np.zeros((len(images), 3, Hp, Wp), dtype=config.dtype)
+    for n, r in enumerate(resized):
+        batch[n, :, :r.shape[0], :r.shape[1]] = r.transpose(2, 0, 1)
+    return PreprocessedBatch(
+        images=(xp or array_module()).asarray(batch),
+        image_sizes=[r.shape[:2] for r in resized],
+        original_sizes=[im.shape[:2] for im in images],
+        scales=scales)

@@ -1,0 +1,188 @@
+"""Step through the detector one stage at a time.
+
+``trace = model.step_through(image, target)`` runs the pipeline on one image
+and keeps every stage, in order. Each :class:`Stage` has a ``name``, a
+one-line ``summary``, its ``outputs`` (a dict of arrays and objects, shapes
+in :data:`STAGE_OUTPUTS`) and the ``seconds`` it took. Everything is a plain
+attribute, so a debugger or a notebook can look at it directly.
+
+``model.step_through(image, lazy=True)`` computes nothing up front:
+``trace.next()`` runs one more stage and returns it, so a lesson can stop
+after any stage. The model runs in inference mode (no dropout, test-time
+proposal counts). With a ``target``, three training stages are added: the
+anchor labels (``explain(i)`` answers "why is anchor i ignored?"), the
+sampled RoIs with their targets, and the four losses on those RoIs.
+"""
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .backend import to_numpy
+from .detections import class_boxes, class_probabilities
+from .preprocess import check_images, check_targets
+from .rpn import foreground_probability
+
+__all__ = ["Stage", "Trace", "STAGE_OUTPUTS"]
+
+#: Output names and shapes of every stage (A anchors in total, Hf x Wf the
+#: feature map, P proposals, Q boxes into NMS, R RoIs, K = C + 1 classes).
+STAGE_OUTPUTS = {
+    "preprocess": "image (1, 3, Hp, Wp) padded network input; scale float; "
+                  "image_size (h, w) resized; original_size (H, W)",
+    "features": "features (1, C, Hf, Wf)",
+    "anchors": "anchors (A, 4), A = Hf * Wf * anchors per cell, order (Hf, Wf, a)",
+    "rpn": "scores (A, 2) bg/fg logits; fg_probs (A,); deltas (A, 4)",
+    "proposals": "before_nms_boxes (Q, 4); before_nms_scores (Q,); boxes (P, 4); "
+                 "scores (P,); removed_by_nms (Q - P',) anchor indices; proposals",
+    "anchor_labels": "labels (A,) int8 in {-1, 0, 1}; bbox_targets (A, 4); "
+                     "anchor_labels (AnchorLabels, with explain(i))",
+    "proposal_targets": "rois (R, 4); labels (R,); bbox_targets (R, 4K); "
+                        "bbox_weights (R, 4K); sampled (ProposalTargets)",
+    "losses": "rpn_cls, rpn_box, roi_cls, roi_box, total (floats)",
+    "roi_features": "rois (P, 4); crops (P, C, 7, 7)",
+    "head": "class_scores (P, K); class_probs (P, K); class_boxes (P, K, 4)",
+    "detections": "boxes (D, 4) original pixels; scores (D,); labels (D,)",
+}
+
+
+@dataclass
+class Stage:
+    """One stage of the pipeline: name, one-line summary, outputs, time."""
+
+    name: str
+    summary: str
+    outputs: dict = field(default_factory=dict)
+    seconds: float = 0.0
+
+    def __getitem__(self, key):
+        return self.outputs[key]
+
+    def __repr__(self):
+        return f"Stage({self.name!r}: {self.summary})"
+
+
+class Trace:
+    """The stages of one run; see the module docstring.
+
+    Parameters
+    ----------
+    model : FasterRCNN
+    image : (H, W, 3) uint8 or float array
+    target : dict, optional
+        ``boxes`` (K, 4) and ``labels`` (K,) in original pixels.
+    rng : numpy.random.Generator, optional
+        Drives anchor and RoI sampling (seeded with 0 when omitted).
+    """
+
+    def __init__(self, model, image, target=None, rng=None):
+        self.model = model
+        self.image = check_images([image])[0]
+        self.target = None if target is None else check_targets(
+            [target], [self.image], model.config.num_classes)[0]
+        self.rng = rng if rng is not None else np.random.default_rng(0)
+        self.stages = []
+        self._pending = self._run()
+
+    # ---- navigation ----------------------------------------------------------
+    def next(self):
+        """Run the next stage and return it; None when all have run."""
+        start = time.perf_counter()
+        stage = next(self._pending, None)
+        if stage is not None:
+            stage.seconds = time.perf_counter() - start
+            self.stages.append(stage)
+        return stage
+
+    def run(self):
+        """Run every remaining stage; returns self."""
+        while self.next() is not None:
+            pass
+        return self
+
+    @property
+    def names(self):
+        """Names of the stages run so far."""
+        return [s.name for s in self.stages]
+
+    def __getitem__(self, name):
+        for stage in self.stages:
+            if stage.name == name:
+                return stage
+        raise KeyError(f"stage {name!r} has not run; stages so far: {self.names}")
+
+    def __iter__(self):
+        return iter(self.stages)
+
+    def summary(self):
+        """One line per stage run so far, with its time."""
+        return "\n".join(f"{s.name:<17s} {s.seconds * 1e3:8.1f} ms  {s.summary}"
+                         for s in self.stages)
+
+    def __repr__(self):
+        return f"Trace({len(self.stages)} stages run)\n{self.summary()}"
+
+    # ---- the pipeline ----------------------------------------------------------
+    def _run(self):
+        m, c = self.model, self.model.config
+        m.eval()
+        batch = m.preprocess([self.image])
+        yield Stage("preprocess", f"scaled by {batch.scales[0]:.3f} to "
+                    f"{batch.image_sizes[0][0]}x{batch.image_sizes[0][1]}, padded to "
+                    f"{batch.images.shape[2]}x{batch.images.shape[3]}",
+                    dict(image=batch.images, scale=batch.scales[0],
+                         image_size=batch.image_sizes[0],
+                         original_size=batch.original_sizes[0]))
+        features = m.features(batch.images)
+        yield Stage("features", f"backbone: {tuple(features.shape)} at stride "
+                    f"{m.stride}", dict(features=features))
+        anchors = m.anchors(*features.shape[2:])
+        yield Stage("anchors", f"{len(anchors)} anchors = {features.shape[2]} x "
+                    f"{features.shape[3]} cells x {c.num_anchors}", dict(anchors=anchors))
+        scores, deltas = m.rpn(features)
+        fg = foreground_probability(scores)
+        yield Stage("rpn", f"objectness for {scores.shape[1]} anchors, max "
+                    f"P(fg) {float(fg.max()):.3f}",
+                    dict(scores=scores[0], fg_probs=fg[0], deltas=deltas[0]))
+        proposals = m.propose(fg, deltas, anchors, batch, training=False)[0]
+        yield Stage("proposals", f"{len(proposals.before_nms_boxes)} boxes into NMS, "
+                    f"{len(proposals.boxes)} proposals out",
+                    dict(before_nms_boxes=proposals.before_nms_boxes,
+                         before_nms_scores=proposals.before_nms_scores,
+                         boxes=proposals.boxes, scores=proposals.scores,
+                         removed_by_nms=proposals.removed_by_nms, proposals=proposals))
+        if self.target is not None:
+            yield from self._training_stages(batch, features, scores, deltas,
+                                             anchors, proposals)
+        crops, _ = m.roi_head.crop(features, m.batch_rois([proposals.boxes]))
+        yield Stage("roi_features", f"{c.crop_method}: {tuple(crops.shape)}",
+                    dict(rois=proposals.boxes, crops=crops))
+        class_scores, box_deltas = m.head_outputs(features, [proposals.boxes])[0]
+        yield Stage("head", f"{class_scores.shape[1]} class scores and boxes for "
+                    f"{class_scores.shape[0]} RoIs",
+                    dict(class_scores=class_scores,
+                         class_probs=class_probabilities(class_scores),
+                         class_boxes=class_boxes(proposals.boxes, box_deltas,
+                                                 batch.image_sizes[0], c.box_stds)))
+        det = m.to_detections(batch, 0, proposals.boxes, class_scores, box_deltas)
+        m.clear_caches()
+        yield Stage("detections", f"{len(det['boxes'])} detections above "
+                    f"{c.score_threshold}", det)
+
+    def _training_stages(self, batch, features, scores, deltas, anchors, proposals):
+        m = self.model
+        gt = m.network_targets(batch, [self.target])[0]
+        labels = m.label_anchors(anchors, gt, batch.image_sizes[0], self.rng)
+        yield Stage("anchor_labels", labels.summary(),
+                    dict(labels=labels.labels, bbox_targets=labels.bbox_targets,
+                         anchor_labels=labels))
+        sampled = m.sample_rois(proposals.boxes, gt, self.target["labels"], self.rng)
+        num_fg = int((to_numpy(sampled.labels) > 0).sum())
+        yield Stage("proposal_targets", f"{len(sampled.labels)} RoIs sampled: "
+                    f"{num_fg} foreground, {len(sampled.labels) - num_fg} background",
+                    dict(rois=sampled.rois, labels=sampled.labels,
+                         bbox_targets=sampled.bbox_targets,
+                         bbox_weights=sampled.bbox_weights, sampled=sampled))
+        losses, _ = m.compute_losses(features, scores, deltas, [labels], [sampled], self.rng)
+        yield Stage("losses", "  ".join(f"{k} {v:.4f}" for k, v in losses.items()),
+                    losses)
