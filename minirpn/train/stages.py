@@ -1,0 +1,122 @@
+"""Stages of a run, how the iterations are split between them, and the
+timing probe behind the ``minutes`` budget.
+
+A run is a list of :class:`Stage`: one for joint training, four for the
+alternating scheme. Each stage updates one network (``model``) with the
+losses ``parts``, on its own optimizer and its own learning-rate schedule
+(warm-up and decay relative to the stage's length), as the paper's four
+steps are four separate solver runs in py-faster-rcnn.
+"""
+import math
+import time
+from dataclasses import dataclass
+from typing import Callable, Optional
+
+import numpy as np
+
+from ..data import drop_difficult
+
+__all__ = ["Stage", "joint_stages", "split_lengths", "locate",
+           "estimate_step_seconds"]
+
+
+@dataclass
+class Stage:
+    """One stage of training.
+
+    Attributes
+    ----------
+    name : str
+        Shown in the log and the progress bar ("joint", "1-rpn", ...).
+    fraction : float
+        Share of the run's iterations.
+    model : FasterRCNN
+        The network whose trainable parameters the stage updates.
+    parts : tuple of str
+        Losses for ``forward_train``: ("rpn", "head"), ("rpn",) or ("head",).
+    enter : callable(fresh: bool), optional
+        Sets the modules' frozen flags; with ``fresh`` (the stage starts
+        now, not a resume in its middle) also initialises what the stage
+        starts from. Called before the stage's optimizer is built.
+    proposals : callable(images) -> list of (P_i, 4) arrays, optional
+        RoI candidates from another network (alternating step 2).
+    evaluable : bool
+        Whether the run's network is a meaningful detector during this
+        stage (periodic evaluation is skipped otherwise).
+    """
+    name: str
+    fraction: float
+    model: object
+    parts: tuple
+    enter: Optional[Callable] = None
+    proposals: Optional[Callable] = None
+    evaluable: bool = True
+
+
+def joint_stages(model):
+    """Approximate joint training (paper section 3.2): one stage, all four
+    losses. The model's own frozen flags are respected (freeze its backbone
+    beforehand to fine-tune only the heads)."""
+    return [Stage("joint", 1.0, model, ("rpn", "head"))]
+
+
+def split_lengths(iterations, fractions):
+    """Split ``iterations`` steps by ``fractions`` (rounded cumulatively,
+    so the lengths add up exactly). Every stage needs at least one step.
+
+    Returns
+    -------
+    list of int
+    """
+    total, cumulative, ends = float(sum(fractions)), 0.0, []
+    for f in fractions:
+        cumulative += f
+        ends.append(int(math.floor(iterations * cumulative / total + 0.5)))
+    ends[-1] = iterations
+    lengths = [b - a for a, b in zip([0] + ends[:-1], ends)]
+    if min(lengths) < 1:
+        raise ValueError(f"{iterations} iterations split by {tuple(fractions)} give "
+                         f"stages of {lengths} steps; every stage needs at least one "
+                         "(raise iterations)")
+    return lengths
+
+
+def locate(lengths, step):
+    """(stage index, 0-based step within the stage) of 0-based ``step``."""
+    start = 0
+    for k, n in enumerate(lengths):
+        if step < start + n:
+            return k, step - start
+        start += n
+    raise ValueError(f"step {step} lies past the end of the run ({start} steps)")
+
+
+def estimate_step_seconds(stages, dataset, batch_size, seed):
+    """Seconds one step takes, averaged over the stages by their fractions.
+
+    Each stage's work (loading a batch, proposals from another network,
+    ``forward_train``, ``backward``) runs twice on the first images of the
+    dataset and the second run is timed (the first pays for warming caches
+    and loading compiled kernels). Nothing is updated and the run's own
+    generator is not touched (a throwaway one drives the sampling), so the
+    probe does not change the results of the run that follows; gradients
+    are zeroed afterwards.
+    """
+    rng = np.random.default_rng([seed, 1])
+    indices = [i % len(dataset) for i in range(batch_size)]
+    seconds = []
+    for stage in stages:
+        for _ in range(2):
+            start = time.perf_counter()
+            items = [dataset[i] for i in indices]
+            images = [image for image, _ in items]
+            targets = [drop_difficult(t) for _, t in items]
+            proposals = stage.proposals(images) if stage.proposals else None
+            stage.model.forward_train(images, targets, rng, parts=stage.parts,
+                                      proposals=proposals)
+            stage.model.backward()
+            elapsed = time.perf_counter() - start
+        stage.model.zero_grad()
+        seconds.append(elapsed)
+    weights = [s.fraction for s in stages]
+    return float(np.dot(weights, seconds) / sum(weights))

@@ -1,0 +1,302 @@
+"""The training loop behind :func:`train`."""
+import dataclasses
+import json
+import os
+import time
+from collections import namedtuple
+
+import numpy as np
+
+from ..faster_rcnn import FasterRCNN
+from ..nn import SGD
+from .alternating import alternating_stages
+from .batches import BatchStream
+from .config import TrainConfig, TrainResult, TrainingDiverged
+from .evaluate import evaluate, label_names, metrics_dict
+from .log import JsonlLog, Progress
+from .schedule import learning_rate
+from .stages import estimate_step_seconds, joint_stages, locate, split_lengths
+from .state import MODEL_FILE, STATE_FILE, check_resume_config, load_run, save_run
+
+__all__ = ["train", "StepInfo", "LOG_FILE", "METRICS_FILE"]
+
+LOG_FILE, METRICS_FILE = "log.jsonl", "metrics.json"
+
+#: What ``callback`` receives after every step: the 1-based step, the stage
+#: name, the step's log record and the run's networks (dict name -> model).
+StepInfo = namedtuple("StepInfo", ["step", "stage", "record", "networks"])
+
+#: Share of the remaining time budget planned for steps; the rest is left
+#: for evaluations, checkpoints and the optimizer updates the probe omits.
+_BUDGET_MARGIN = 0.9
+
+
+def train(model, train_dataset, out_dir, train_config=None, val_dataset=None,
+          resume=False, progress=True, class_names=None, callback=None):
+    """Train a detector with SGD; log, checkpoint, evaluate, resume.
+
+    Parameters
+    ----------
+    model : FasterRCNN
+        Trained in place (joint), or network A of the alternating scheme.
+    train_dataset : indexable dataset
+        ``dataset[i] -> (image (H, W, 3) uint8, target dict)`` with
+        ``boxes``, ``labels`` and optionally ``difficult`` (dropped for
+        training).
+    out_dir : str or os.PathLike
+        Run folder (created): ``log.jsonl``, ``model.npz``,
+        ``train_state.npz``, ``metrics.json``. A fresh run (``resume=False``)
+        deletes these files of an earlier run first.
+    train_config : TrainConfig, optional
+    val_dataset : indexable dataset, optional
+        Evaluated (mAP, "area" method, IoU 0.5) every ``eval_every`` steps
+        and at the end; the final metrics go to ``metrics.json``.
+    resume : bool
+        Continue the run saved in ``out_dir/train_state.npz``. The losses
+        after the resume point are bit-identical to an uninterrupted run's.
+        The saved TrainConfig and iteration count are used; the given one
+        may differ only in ``eval_every``, ``checkpoint_every`` and
+        ``minutes``. Steps run after the last checkpoint (before a crash
+        or Ctrl-C) are run again and their log lines replaced. Files: see
+        :mod:`minirpn.train.state`.
+    progress : bool
+        Show a tqdm bar (only on a terminal).
+    class_names : sequence of str, optional
+        Names of labels 1..C for the per-class APs; default: the validation
+        (or training) dataset's ``class_names``.
+    callback : callable(StepInfo), optional
+        Called after every step (after its checkpoint and evaluation).
+
+    Returns
+    -------
+    TrainResult
+
+    Raises
+    ------
+    TrainingDiverged
+        A loss or parameter became NaN/inf; the message names it and the
+        step. The checkpoint of the last good step stays in place.
+
+    Notes
+    -----
+    Time budget (``minutes``): before step 1 a probe times each stage's
+    step (see :func:`.stages.estimate_step_seconds`) and the iteration
+    count is FIXED at ``0.9 * budget / seconds_per_step`` (capped by
+    ``iterations`` when given; at least one step per stage), so the warm-up
+    and decay milestones are laid out for a known length. The run then
+    also stops as soon as the wall clock (summed over resumed sessions)
+    passes the budget, with ``stop_reason = "time budget"``, even if the
+    fixed count is not reached (the last decay steps may then be cut). A
+    resumed run keeps the stored count; ``minutes`` then only moves that
+    deadline.
+    """
+    cfg = TrainConfig() if train_config is None else train_config
+    if not isinstance(model, FasterRCNN):
+        raise TypeError(f"model must be a FasterRCNN, got {type(model).__name__}")
+    if not isinstance(cfg, TrainConfig):
+        raise TypeError(f"train_config must be a TrainConfig, got {type(cfg).__name__}")
+    cfg.validate()
+    out_dir = os.fspath(out_dir)
+    os.makedirs(out_dir, exist_ok=True)
+    run = _Run(model, train_dataset, out_dir, cfg, val_dataset, progress,
+               class_names, callback)
+    return run.run(resume)
+
+
+class _Run:
+    def __init__(self, model, dataset, out_dir, cfg, val_dataset, progress,
+                 class_names, callback):
+        self.session_start = time.perf_counter()
+        self.cfg, self.dataset, self.out_dir = cfg, dataset, out_dir
+        self.val, self.show_progress, self.callback = val_dataset, progress, callback
+        if cfg.scheme == "joint":
+            self.networks = {"model": model}
+            self.stages = joint_stages(model)
+        else:
+            b = FasterRCNN(dataclasses.replace(model.config, seed=model.config.seed + 1))
+            self.networks = {"b": b, "a": model}
+            self.stages = alternating_stages(model, b, cfg.stage_fractions, cfg.rpn_init)
+        self.primary = next(iter(self.networks.values()))
+        for source in (val_dataset, dataset):
+            if class_names is None and len(getattr(source, "class_names", ())):
+                class_names = source.class_names
+        self.names = label_names(class_names, model.config.num_classes)
+        self.rng = np.random.default_rng(cfg.seed)
+        self.stream = BatchStream(dataset, cfg.batch_size, self.rng, cfg.flip)
+        self.opt = self.stage_index = self.pending_velocity = self.last_saved = None
+        self.evaluations, self.stop_reason, self.last_ap = [], "completed", (None, None)
+
+    def path(self, name):
+        return os.path.join(self.out_dir, name)
+
+    def elapsed(self):
+        """Training seconds so far, over all sessions of the run."""
+        return self.elapsed_before + time.perf_counter() - self.session_start
+
+    # ---- start: fresh or resumed -------------------------------------------
+    def run(self, resume):
+        if resume:
+            self.restore()
+        else:
+            self.begin()
+        self.bar = Progress(self.planned, self.done, self.show_progress)
+        try:
+            self.loop()
+            self.save_final()
+            metrics = self.final_metrics()
+        finally:
+            self.bar.close()
+            self.log.close()
+        if self.cfg.scheme == "alternating":
+            for net in self.networks.values():   # hand back plain networks
+                net.unfreeze()
+        history = [r for r in self.log.records if r["event"] == "step"]
+        return TrainResult(model=self.primary, history=history, metrics=metrics,
+                           evaluations=self.evaluations, iterations=self.done,
+                           planned_iterations=self.planned, seconds=self.elapsed(),
+                           stop_reason=self.stop_reason, out_dir=self.out_dir,
+                           ap=self.last_ap[1])
+
+    def begin(self):
+        for name in (STATE_FILE, MODEL_FILE, METRICS_FILE):
+            if os.path.exists(self.path(name)):
+                os.remove(self.path(name))
+        self.log = JsonlLog(self.path(LOG_FILE))
+        self.done, self.elapsed_before = 0, 0.0
+        self.planned = self.cfg.iterations
+        if self.cfg.minutes is not None:
+            self.planned = self.plan_for_budget()
+        self.lengths = split_lengths(self.planned, [s.fraction for s in self.stages])
+        self.save()   # step 0: a divergence always leaves a good checkpoint
+
+    def plan_for_budget(self):
+        seconds = estimate_step_seconds(self.stages, self.dataset, self.cfg.batch_size,
+                                        self.cfg.seed)
+        left = self.cfg.minutes * 60.0 - self.elapsed()
+        planned = max(len(self.stages), int(_BUDGET_MARGIN * left / seconds))
+        return planned if self.cfg.iterations is None else min(planned, self.cfg.iterations)
+
+    def restore(self):
+        state, velocity = load_run(self.out_dir, self.networks)
+        check_resume_config(TrainConfig.from_dict(state["train_config"]), self.cfg,
+                            self.out_dir)
+        self.rng.bit_generator.state = state["rng"]
+        self.stream.load_state(state["stream"])
+        self.done, self.planned = state["step"], state["iterations"]
+        self.elapsed_before = state["elapsed"]
+        self.session_start = time.perf_counter()
+        self.lengths = split_lengths(self.planned, [s.fraction for s in self.stages])
+        self.pending_velocity = (state["stage"], velocity)
+        self.log = JsonlLog(self.path(LOG_FILE), resume_step=self.done)
+        self.evaluations = [r for r in self.log.records if r["event"] == "eval"]
+        self.last_saved = self.done
+
+    # ---- the loop -----------------------------------------------------------
+    def loop(self):
+        while self.done < self.planned:
+            if self.cfg.minutes is not None and self.elapsed() >= self.cfg.minutes * 60:
+                self.stop_reason = "time budget"
+                self.log.write({"event": "stop", "step": self.done, "message":
+                                f"time budget of {self.cfg.minutes:g} min spent after "
+                                f"step {self.done} of {self.planned}"})
+                break
+            k, s = locate(self.lengths, self.done)
+            if k != self.stage_index:
+                self.enter(k, fresh=(s == 0))
+            stage = self.stages[k]
+            record = self.step(stage, s)
+            if self.cfg.checkpoint_every and self.done % self.cfg.checkpoint_every == 0:
+                self.save()
+            if self.val is not None and self.cfg.eval_every and stage.evaluable \
+                    and self.done % self.cfg.eval_every == 0:
+                self.evaluate()
+            if self.callback is not None:
+                self.callback(StepInfo(self.done, stage.name, record, self.networks))
+
+    def enter(self, k, fresh):
+        """Start (or, resumed, re-enter) stage k: frozen flags, optimizer."""
+        stage, cfg = self.stages[k], self.cfg
+        if stage.enter is not None:
+            stage.enter(fresh)
+        params = stage.model.parameters(trainable_only=True)
+        no_decay = () if cfg.decay_biases else [n for n in params if n.endswith("bias")]
+        self.opt = SGD(params, stage.model.gradients(trainable_only=True), lr=cfg.lr,
+                       momentum=cfg.momentum, weight_decay=cfg.weight_decay,
+                       no_weight_decay=no_decay)
+        if not fresh and self.pending_velocity is not None:
+            saved_stage, velocity = self.pending_velocity
+            if saved_stage != k:
+                raise ValueError(f"resume: checkpoint momentum belongs to stage "
+                                 f"{saved_stage}, the run continues in stage {k}")
+            self.opt.load_state({"velocity": velocity})
+        self.pending_velocity, self.stage_index = None, k
+
+    def step(self, stage, s):
+        """One SGD step of ``stage`` (its 0-based step ``s``); returns the record."""
+        cfg, number = self.cfg, self.done + 1
+        lr = learning_rate(s, cfg.lr, self.lengths[self.stage_index],
+                           cfg.warmup_iterations, cfg.lr_steps, cfg.lr_gamma)
+        self.opt.lr = lr
+        images, targets = self.stream.next_batch()
+        try:
+            proposals = stage.proposals(images) if stage.proposals else None
+            stage.model.zero_grad()
+            losses = stage.model.forward_train(images, targets, self.rng,
+                                               parts=stage.parts, proposals=proposals)
+        except FloatingPointError as exc:
+            self.diverged(number, f"stage {stage.name}: {exc}", exc)
+        stage.model.backward()
+        self.opt.step()
+        self.done = number
+        record = {"event": "step", "step": number, "stage": stage.name,
+                  "epoch": self.stream.epoch, "lr": lr, **losses,
+                  "time": round(self.elapsed(), 3)}
+        self.log.write(record)
+        self.bar.update(record)
+        return record
+
+    def diverged(self, number, what, cause=None):
+        message = (f"training diverged at step {number} ({what}); the last good "
+                   f"checkpoint is {self.path(STATE_FILE)} (step {self.last_saved})")
+        self.log.write({"event": "diverged", "step": number, "message": message})
+        raise TrainingDiverged(message) from cause
+
+    # ---- checkpoints and evaluation -----------------------------------------
+    def save(self):
+        state = {"step": self.done, "iterations": self.planned, "stage": self.stage_index,
+                 "rng": self.rng.bit_generator.state, "stream": self.stream.state(),
+                 "elapsed": self.elapsed(), "train_config": self.cfg.to_dict()}
+        try:
+            save_run(self.out_dir, self.networks,
+                     {} if self.opt is None else self.opt.velocity, state)
+        except TrainingDiverged as exc:
+            self.diverged(self.done, str(exc), exc)
+        self.last_saved = self.done
+
+    def save_final(self):
+        if self.last_saved != self.done:
+            self.save()
+
+    def evaluate(self):
+        start = time.perf_counter()
+        result = evaluate(self.primary, self.val, batch_size=self.cfg.batch_size)
+        record = {"event": "eval", "step": self.done, **metrics_dict(result, self.names),
+                  "seconds": round(time.perf_counter() - start, 3)}
+        self.evaluations.append(record)
+        self.last_ap = (self.done, result)
+        self.log.write(record)
+        self.bar.message(f"step {self.done}: mAP {record['map']:.4f}")
+        return record
+
+    def final_metrics(self):
+        if self.val is None:
+            return None
+        seconds = self.elapsed()
+        last = self.evaluations[-1] if self.last_ap[0] == self.done else self.evaluate()
+        metrics = {k: last[k] for k in ("map", "per_class", "method", "iou_threshold")}
+        metrics.update(seconds=round(seconds, 3), iterations=self.done)
+        tmp = self.path(METRICS_FILE + ".tmp")
+        with open(tmp, "w", encoding="utf-8") as f:
+            json.dump(metrics, f, indent=1)
+        os.replace(tmp, self.path(METRICS_FILE))
+        return metrics
