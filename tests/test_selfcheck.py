@@ -1,4 +1,4 @@
-"""The gradient-check report behind ``minirpn demo``."""
+"""The gradient-check report behind ``minirpn gradcheck``."""
 import subprocess
 import sys
 
@@ -33,8 +33,8 @@ def test_report_marks_failures_and_errors():
     assert np.isnan(SelfcheckRow("x", "y", ()).error)
 
 
-def test_demo_cli_prints_the_table_and_exits_zero():
-    out = subprocess.run([sys.executable, "-m", "minirpn", "demo"],
+def test_gradcheck_cli_prints_the_table_and_exits_zero():
+    out = subprocess.run([sys.executable, "-m", "minirpn", "gradcheck"],
                          capture_output=True, text=True)
     assert out.returncode == 0, out.stdout + out.stderr
     for layer in LAYERS:
