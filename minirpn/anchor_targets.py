@@ -129,7 +129,7 @@ class AnchorLabels:
                for name, value in (("positive", 1), ("negative", 0),
                                    ("ignored", -1))}
         for r in Reason:
-            out[r.name.lower()] = int(xp.count_nonzero(self.reason == r))
+            out[r.name.lower()] = int(xp.count_nonzero(self.reason == int(r)))
         return out
 
     def summary(self):
@@ -258,13 +258,15 @@ def _drop_excess(candidates, keep, rng):
     """Draw ``keep`` of ``candidates`` at random; return the others.
 
     The draw runs on the host with the numpy Generator (it is small), so a
-    seed reproduces it whatever the backend.
+    seed reproduces it whatever the backend. It draws POSITIONS, which only
+    need the count: the candidates stay on their device, and only the drawn
+    positions travel there (no device-to-host copy).
     """
-    host = to_numpy(candidates)
-    chosen = rng.choice(host.size, size=keep, replace=False)
-    mask = numpy.ones(host.size, dtype=bool)
-    mask[chosen] = False
-    return get_array_module(candidates).asarray(host[mask])
+    xp = get_array_module(candidates)
+    chosen = rng.choice(candidates.size, size=keep, replace=False)
+    mask = xp.ones(candidates.size, dtype=bool)
+    mask[xp.asarray(chosen)] = False
+    return candidates[mask]
 
 
 def _sample(labels, reason, config, rng):
@@ -277,12 +279,12 @@ def _sample(labels, reason, config, rng):
     fg_cap = config.max_positives
     if fg.size > fg_cap:
         drop = _drop_excess(fg, fg_cap, rng)
-        labels[drop], reason[drop] = -1, Reason.DROPPED_BY_SAMPLING
+        labels[drop], reason[drop] = -1, int(Reason.DROPPED_BY_SAMPLING)
     fg_kept = min(fg.size, fg_cap)
     bg_cap = config.batch_size - fg_kept
     if bg.size > bg_cap:
         drop = _drop_excess(bg, bg_cap, rng)
-        labels[drop], reason[drop] = -1, Reason.DROPPED_BY_SAMPLING
+        labels[drop], reason[drop] = -1, int(Reason.DROPPED_BY_SAMPLING)
     return SamplingStats(int(fg.size), fg_cap, int(fg_kept), int(bg.size),
                          bg_cap, int(min(bg.size, bg_cap)))
 
@@ -348,29 +350,29 @@ def label_anchors(anchors, gt_boxes, image_size, *, positive_iou=0.7,
     inside = xp.flatnonzero((anchors[:, 0] >= -b) & (anchors[:, 1] >= -b)
                             & (anchors[:, 2] <= width + b)
                             & (anchors[:, 3] <= height + b))
-    reason = xp.full(n, Reason.CROSSED_BORDER, dtype=xp.int8)
+    reason = xp.full(n, int(Reason.CROSSED_BORDER), dtype=xp.int8)
     matched_gt = xp.full(n, -1, dtype=xp.int64)
     max_iou = xp.zeros(n, dtype=anchors.dtype)
     best_anchor_of = xp.full(n, -1, dtype=xp.int64)
     if k == 0:
-        reason[inside] = Reason.NEGATIVE        # nothing to find: background
+        reason[inside] = int(Reason.NEGATIVE)   # nothing to find: background
     elif inside.size > 0:
         iou = box_iou(anchors[inside], gt_boxes)          # (n_in, K)
         argmax = iou.argmax(axis=1)
         best = iou[xp.arange(inside.size), argmax]
         matched_gt[inside], max_iou[inside] = argmax, best
         # 2.-3. Thresholds on each anchor's best IoU.
-        code = xp.where(best < config.negative_iou, Reason.NEGATIVE,
-                        Reason.IGNORED_BETWEEN_THRESHOLDS)
+        code = xp.where(best < config.negative_iou, int(Reason.NEGATIVE),
+                        int(Reason.IGNORED_BETWEEN_THRESHOLDS))
         code = xp.where(best >= config.positive_iou,
-                        Reason.POSITIVE_BY_THRESHOLD, code).astype(xp.int8)
+                        int(Reason.POSITIVE_BY_THRESHOLD), code).astype(xp.int8)
         # 4. Each GT's best anchors, all ties, where that IoU is > 0.
         gt_max = iou.max(axis=0)                          # (K,)
         is_best = (iou == gt_max[None, :]) & (gt_max[None, :] > 0)
         rule_a = xp.flatnonzero(is_best.any(axis=1))
         best_anchor_of[inside[rule_a]] = is_best[rule_a].argmax(axis=1)
-        code[rule_a] = xp.where(code[rule_a] == Reason.POSITIVE_BY_THRESHOLD,
-                                code[rule_a], Reason.POSITIVE_AS_BEST_ANCHOR)
+        code[rule_a] = xp.where(code[rule_a] == int(Reason.POSITIVE_BY_THRESHOLD),
+                                code[rule_a], int(Reason.POSITIVE_AS_BEST_ANCHOR))
         reason[inside] = code
     labels = xp.asarray(_LABEL_OF_REASON)[reason]
     reason_before_sampling = reason.copy()

@@ -276,7 +276,11 @@ class FasterRCNN(Module):
                 class_scores, box_deltas, xp.concatenate([s.labels for s in sampled]),
                 xp.concatenate([s.bbox_targets for s in sampled]),
                 xp.concatenate([s.bbox_weights for s in sampled]), c.roi_sigma)
-        losses = {name: float(values[name]) for name in LOSS_NAMES if name in values}
+        # One host crossing per step for all the losses (the progress bar
+        # needs them), not one per loss.
+        names = [name for name in LOSS_NAMES if name in values]
+        host = to_numpy(xp.stack([xp.asarray(values[n]) for n in names])).tolist()
+        losses = dict(zip(names, host))
         for name, value in losses.items():
             if not math.isfinite(value):
                 raise FloatingPointError(f"loss {name} is {value}")

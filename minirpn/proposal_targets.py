@@ -40,7 +40,7 @@ from numbers import Integral, Real
 
 import numpy as np
 
-from .backend import get_array_module, to_numpy
+from .backend import get_array_module
 from .checks import (check_array, check_float_array, check_probability,
                      check_same_dtype, first_bad_row)
 from .ops import box_iou, check_boxes, encode_boxes
@@ -207,9 +207,14 @@ def sample_proposals(proposals, gt_boxes, gt_labels, num_classes, *,
 
 
 def _choose(indices, n, rng, xp):
-    """n of ``indices`` at random without replacement (host-side rng)."""
-    picked = rng.choice(to_numpy(indices), size=n, replace=False)
-    return xp.asarray(picked, dtype=np.int64)
+    """n of ``indices`` at random without replacement (host-side rng).
+
+    The rng draws positions into ``indices`` (it needs only their count), so
+    the indices stay on their device and only the positions travel there;
+    the same draws as ``rng.choice(indices, ...)``, which takes positions
+    too."""
+    picked = rng.choice(indices.shape[0], size=n, replace=False)
+    return indices[xp.asarray(picked)].astype(np.int64)
 
 
 def _fill(bg, n, rng, xp):
@@ -220,11 +225,12 @@ def _fill(bg, n, rng, xp):
         return xp.zeros(0, dtype=np.int64), 0
     if available >= n:
         return _choose(bg, n, rng, xp), n
-    host = to_numpy(bg)
-    picked = np.concatenate([rng.permutation(host),
-                             rng.choice(host, size=n - available,
+    # positions again: rng.permutation(k) and rng.choice(k, ...) draw what
+    # permutation/choice of the k indices themselves would
+    picked = np.concatenate([rng.permutation(available),
+                             rng.choice(available, size=n - available,
                                         replace=True)])
-    return xp.asarray(picked, dtype=np.int64), int(available)
+    return bg[xp.asarray(picked)].astype(np.int64), int(available)
 
 
 def _class_targets(rois, gt_boxes, matched, labels, num_fg, num_classes,

@@ -85,12 +85,18 @@ class Trace:
         self._pending = self._run()
 
     # ---- navigation ----------------------------------------------------------
+    def _clock(self):
+        # GPU work is asynchronous: wait for it so each stage pays its own time.
+        if self.model.xp.__name__ == "cupy":
+            self.model.xp.cuda.Device().synchronize()
+        return time.perf_counter()
+
     def next(self):
         """Run the next stage and return it; None when all have run."""
-        start = time.perf_counter()
+        start = self._clock()
         stage = next(self._pending, None)
         if stage is not None:
-            stage.seconds = time.perf_counter() - start
+            stage.seconds = self._clock() - start
             self.stages.append(stage)
         return stage
 

@@ -203,9 +203,11 @@ class FakeCupy(np.ndarray):
 FakeCupy.__module__ = "cupy._core.core"
 
 
-def test_cupy_arrays_not_yet_supported():
-    with pytest.raises(NotImplementedError, match="GPU backend issue"):
-        roi_align_forward(F.view(FakeCupy), R.view(FakeCupy))
+def test_numpy_and_cupy_arrays_do_not_mix():
+    # All-CuPy inputs run the GPU kernels (tests/test_cuda_sim.py, tests/gpu/);
+    # a mix is refused up front, naming the host array.
+    with pytest.raises(TypeError, match="rois must be a cupy array"):
+        roi_align_forward(F.view(FakeCupy), R)
     y, cache = roi_align_forward(F, R)
-    with pytest.raises(NotImplementedError, match="GPU backend issue"):
+    with pytest.raises(TypeError, match="the forward's cache must be a cupy array"):
         roi_align_backward(y.view(FakeCupy), cache)

@@ -20,7 +20,7 @@ import numpy as np
 from ..backend import get_array_module, is_cupy_array
 from ..checks import check_array, check_float_array, check_same_dtype, first_bad_row
 
-__all__ = ["numpy_only", "kernel_threads", "transpose_into", "check_roi_inputs", "output_pair",
+__all__ = ["on_gpu", "kernel_threads", "transpose_into", "check_roi_inputs", "output_pair",
            "check_spatial_scale", "check_sampling_ratio", "check_aligned", "check_upstream",
            "round_half_away", "FLT_MAX",
            "roi_pool_reference_forward", "roi_pool_reference_backward",
@@ -30,11 +30,16 @@ __all__ = ["numpy_only", "kernel_threads", "transpose_into", "check_roi_inputs",
 FLT_MAX = float(np.finfo(np.float32).max)
 
 
-def numpy_only(*arrays):
-    """The backend dispatch: numpy arrays run the numba kernels; CuPy ones
-    raise until the GPU backend issue adds raw kernels."""
-    if any(is_cupy_array(a) for a in arrays):
-        raise NotImplementedError("RoI pooling on CuPy arrives with the GPU backend issue")
+def on_gpu(*named):
+    """The backend dispatch over (name, array) pairs: False for numpy arrays
+    (the numba kernels), True for CuPy ones (the GPU kernels of
+    :mod:`minirpn.cuda`). A mix is a TypeError naming the host array."""
+    flags = [(name, a, is_cupy_array(a)) for name, a in named]
+    if any(f for *_, f in flags) and not all(f for *_, f in flags):
+        name, a = next((name, a) for name, a, f in flags if not f)
+        raise TypeError(f"{name} must be a cupy array like the other inputs "
+                        f"(all on one device), got {type(a).__name__}")
+    return any(f for *_, f in flags)
 
 
 @contextlib.contextmanager

@@ -29,12 +29,15 @@ numba kernels combine them: forward parallel over RoIs with the innermost loop
 over contiguous channels, backward parallel over blocks of channels (threads
 own disjoint channels: no atomics, and every element sums its terms in
 torchvision's order).
+CuPy arrays: ``_geometry`` on the device, then :mod:`minirpn.cuda.roi_align_kernel`
+(forward: the numba result to the bit; backward: atomics, equal up to rounding).
 """
 import numba
 import numpy as np
 
+from ..backend import get_array_module
 from ._roi_common import (check_aligned, check_roi_inputs, check_sampling_ratio,
-                          check_spatial_scale, check_upstream, kernel_threads, numpy_only,
+                          check_spatial_scale, check_upstream, kernel_threads, on_gpu,
                           output_pair, transpose_into)
 
 __all__ = ["roi_align_forward", "roi_align_backward"]
@@ -83,33 +86,41 @@ def _axis_table(start, bin_size, grid, pooled, extent):
     return table
 
 
-def _tables(rois, pooled, scale, sampling_ratio, aligned, height, width):
-    """Per-RoI sample grid and count, and the row and column tap tables."""
+def _geometry(xp, rois, pooled, scale, sampling_ratio, aligned):
+    """Per-RoI start, bin size, samples per bin side and sample count, with
+    ``xp`` on the rois' device: dict of (R,) arrays ``y1, x1, bin_h, bin_w,
+    count`` in the rois' dtype and ``grid_h, grid_w`` int64."""
     T = rois.dtype.type
     # 1. RoI corners in cells, in T and without rounding; aligned: -0.5
     x1, y1, x2, y2 = (rois[:, k] * T(scale) - T(0.5 if aligned else 0) for k in range(1, 5))
     roi_w, roi_h = x2 - x1, y2 - y1
     if not aligned:  # malformed RoIs become 1 x 1 cell
-        roi_w, roi_h = np.maximum(roi_w, T(1)), np.maximum(roi_h, T(1))
+        roi_w, roi_h = xp.maximum(roi_w, T(1)), xp.maximum(roi_h, T(1))
     bin_w, bin_h = roi_w / T(pooled[1]), roi_h / T(pooled[0])
     # 2. samples per bin and axis: fixed, or adaptive ceil(roi / pooled)
     if sampling_ratio > 0:
-        grid_w = grid_h = np.full(len(rois), sampling_ratio, np.int64)
+        grid_w = grid_h = xp.full(rois.shape[0], sampling_ratio, np.int64)
     else:
-        grid_w, grid_h = np.ceil(bin_w), np.ceil(bin_h)  # = ceil(roi_w / PW) in T
-        too_big = np.maximum(grid_w, grid_h) > _MAX_GRID
-        if too_big.any():
-            row = int(np.argmax(too_big))
+        grid_w, grid_h = xp.ceil(bin_w), xp.ceil(bin_h)  # = ceil(roi_w / PW) in T
+        too_big = xp.maximum(grid_w, grid_h) > _MAX_GRID
+        if bool(too_big.any()):
+            row = int(xp.argmax(too_big))
             raise ValueError(f"rois row {row} needs an adaptive sampling grid of "
-                             f"{max(grid_w[row], grid_h[row]):.0f} points per bin side "
-                             f"(limit {_MAX_GRID}): are rois in input pixels?")
+                             f"{float(max(grid_w[row], grid_h[row])):.0f} points per bin "
+                             f"side (limit {_MAX_GRID}): are rois in input pixels?")
         # an empty or inverted RoI gets no samples and its bins stay 0
-        grid_w, grid_h = (np.maximum(g, 0).astype(np.int64) for g in (grid_w, grid_h))
+        grid_w, grid_h = (xp.maximum(g, 0).astype(np.int64) for g in (grid_w, grid_h))
+    return {"y1": y1, "x1": x1, "bin_h": bin_h, "bin_w": bin_w, "grid_h": grid_h,
+            "grid_w": grid_w, "count": xp.maximum(grid_h * grid_w, 1).astype(rois.dtype)}
+
+
+def _tables(rois, pooled, scale, sampling_ratio, aligned, height, width):
+    """Per-RoI sample grid and count, and the row and column tap tables."""
+    g = _geometry(np, rois, pooled, scale, sampling_ratio, aligned)
     # 3. the bilinear taps of every sample row and column
-    return {"grid_h": grid_h, "grid_w": grid_w,
-            "count": np.maximum(grid_h * grid_w, 1).astype(rois.dtype),
-            "y": _axis_table(y1, bin_h, grid_h, pooled[0], height),
-            "x": _axis_table(x1, bin_w, grid_w, pooled[1], width)}
+    return {"grid_h": g["grid_h"], "grid_w": g["grid_w"], "count": g["count"],
+            "y": _axis_table(g["y1"], g["bin_h"], g["grid_h"], pooled[0], height),
+            "x": _axis_table(g["x1"], g["bin_w"], g["grid_w"], pooled[1], width)}
 
 
 @numba.njit(cache=True, parallel=True, error_model="numpy")
@@ -184,6 +195,19 @@ def _add_tap(dst, g, weight, n_samples):
         dst[c] += g[c] * weight / n_samples  # torchvision's (g * w) / count
 
 
+def _forward_gpu(features, rois, batch, pooled, scale, sampling_ratio, aligned):
+    """roi_align_forward on CuPy arrays: geometry with xp, then the kernel."""
+    from ..cuda import roi_align_kernel  # imports numba.cuda: GPU path only
+    xp = get_array_module(features)
+    geometry = _geometry(xp, rois, pooled, scale, sampling_ratio, aligned)
+    y = xp.empty((rois.shape[0], features.shape[1]) + pooled, features.dtype)
+    if y.size:
+        roi_align_kernel.forward(xp.ascontiguousarray(features), batch, geometry, y)
+    cache = {"batch": batch, "geometry": geometry, "features_shape": features.shape,
+             "output_shape": y.shape, "dtype": features.dtype}
+    return y, cache
+
+
 def roi_align_forward(features, rois, output_size=(7, 7), spatial_scale=1 / 16,
                       sampling_ratio=2, aligned=True):
     """RoI Align, identical to ``torchvision.ops.roi_align``.
@@ -214,24 +238,26 @@ def roi_align_forward(features, rois, output_size=(7, 7), spatial_scale=1 / 16,
         Mean of each bin's bilinear samples.
     cache : dict
         For :func:`roi_align_backward`: ``batch`` (R,) int64, ``tables`` (the
-        per-RoI grid, count and row/column taps), ``features_shape``,
+        per-RoI grid, count and row/column taps; on CuPy ``geometry``, the
+        per-RoI start, bin size, grid and count), ``features_shape``,
         ``output_shape`` and ``dtype``.
 
     Raises
     ------
     TypeError, ValueError
-        On bad arguments (see :mod:`minirpn.nn._roi_common`).
-    NotImplementedError
-        For CuPy arrays (a later issue adds the GPU kernels).
+        On bad arguments (see :mod:`minirpn.nn._roi_common`), or numpy and
+        CuPy arrays mixed.
     """
-    numpy_only(features, rois)
+    gpu = on_gpu(("features", features), ("rois", rois))
     n, c, h, w = check_roi_inputs(features, rois)
     pooled = output_pair(output_size)
     scale = check_spatial_scale(spatial_scale)
     sampling_ratio = check_sampling_ratio(sampling_ratio)
     aligned = check_aligned(aligned)
-    tabs = _tables(rois, pooled, scale, sampling_ratio, aligned, h, w)
     batch = rois[:, 0].astype(np.int64)
+    if gpu:
+        return _forward_gpu(features, rois, batch, pooled, scale, sampling_ratio, aligned)
+    tabs = _tables(rois, pooled, scale, sampling_ratio, aligned, h, w)
     y = np.empty((len(rois), c) + pooled, features.dtype)  # the kernel sets all
     if y.size:
         # channels-last once per call, so the kernel's inner loop is contiguous
@@ -260,9 +286,15 @@ def roi_align_backward(dy, cache):
         Each sample's share ``dy * w / count`` summed onto its 4 taps.
     """
     n, c, h, w = cache["features_shape"]
-    tabs, batch = cache["tables"], cache["batch"]
-    numpy_only(dy)
+    gpu = on_gpu(("dy", dy), ("the forward's cache", cache["batch"]))
     check_upstream(dy, cache["output_shape"], cache["dtype"])
+    if gpu:
+        from ..cuda import roi_align_kernel
+        xp = get_array_module(dy)
+        dx = xp.zeros((n, c, h, w), dy.dtype)  # the atomics add into it
+        roi_align_kernel.backward(xp.ascontiguousarray(dy), cache["batch"], cache["geometry"], dx)
+        return dx
+    tabs, batch = cache["tables"], cache["batch"]
     dx = np.zeros((n, h, w, c), dy.dtype)
     if dy.size:
         with kernel_threads(dy.size):

@@ -24,12 +24,18 @@ The slow, readable definition is
 the functions here are numba kernels with the same results. Every float step
 of the bin geometry is done in the input's dtype, as torchvision does, so
 float32 bin edges match it exactly.
+
+CuPy arrays: the bin edges are computed by the same ``_bin_edges`` on the
+device, then :mod:`minirpn.cuda.roi_pool_kernel` takes the maxima (one thread
+per output) and gathers the gradient (one thread per feature element, no
+atomics); results identical to the numba kernels.
 """
 import numba
 import numpy as np
 
+from ..backend import get_array_module
 from ._roi_common import (FLT_MAX, check_roi_inputs, check_spatial_scale, check_upstream,
-                          kernel_threads, numpy_only, output_pair, transpose_into)
+                          kernel_threads, on_gpu, output_pair, transpose_into)
 
 __all__ = ["roi_pool_forward", "roi_pool_backward"]
 
@@ -141,31 +147,36 @@ def roi_pool_forward(features, rois, output_size=(7, 7), spatial_scale=1 / 16):
     cache : dict
         For :func:`roi_pool_backward`: ``argmax`` (R, C, PH, PW) int32 (flat
         index ``h * W + w`` of each maximum, -1 for empty bins), ``batch``
-        (R,) int64, ``features_shape`` and ``dtype``.
+        (R,) int64, the bin edges ``h0, h1`` (R, PH) and ``w0, w1`` (R, PW)
+        int32, ``features_shape`` and ``dtype``.
 
     Raises
     ------
     TypeError, ValueError
-        On bad arguments (see :mod:`minirpn.nn._roi_common`).
-    NotImplementedError
-        For CuPy arrays (a later issue adds the GPU kernels).
+        On bad arguments (see :mod:`minirpn.nn._roi_common`), or numpy and
+        CuPy arrays mixed.
     """
-    numpy_only(features, rois)
+    gpu = on_gpu(("features", features), ("rois", rois))
     n, c, h, w = check_roi_inputs(features, rois)
     pooled_h, pooled_w = output_pair(output_size)
     scale = check_spatial_scale(spatial_scale)
-    h0, h1 = _bin_edges(np, rois[:, 2], rois[:, 4], scale, pooled_h, h)
-    w0, w1 = _bin_edges(np, rois[:, 1], rois[:, 3], scale, pooled_w, w)
+    xp = get_array_module(features)
+    h0, h1 = _bin_edges(xp, rois[:, 2], rois[:, 4], scale, pooled_h, h)
+    w0, w1 = _bin_edges(xp, rois[:, 1], rois[:, 3], scale, pooled_w, w)
     batch = rois[:, 0].astype(np.int64)
-    y = np.empty((len(rois), c, pooled_h, pooled_w), features.dtype)  # kernel sets all
-    argmax = np.empty(y.shape, np.int32)
-    if y.size:
+    y = xp.empty((len(rois), c, pooled_h, pooled_w), features.dtype)  # kernel sets all
+    argmax = xp.empty(y.shape, np.int32)
+    if y.size and gpu:
+        from ..cuda import roi_pool_kernel  # imports numba.cuda: GPU path only
+        roi_pool_kernel.forward(xp.ascontiguousarray(features), batch, h0, h1, w0, w1,
+                                features.dtype.type(-FLT_MAX), y, argmax)
+    elif y.size:
         # channels-last once per call, so the kernel's inner loop is contiguous
         x_nhwc = np.ascontiguousarray(features.transpose(0, 2, 3, 1))
         with kernel_threads(y.size):
             _pool_forward_kernel(x_nhwc, batch, h0, h1, w0, w1, y, argmax)
-    cache = {"argmax": argmax, "batch": batch, "features_shape": features.shape,
-             "dtype": features.dtype}
+    cache = {"argmax": argmax, "batch": batch, "h0": h0, "h1": h1, "w0": w0, "w1": w1,
+             "features_shape": features.shape, "dtype": features.dtype}
     return y, cache
 
 
@@ -186,9 +197,16 @@ def roi_pool_backward(dy, cache):
         (summed where bins or RoIs share a maximum); zero elsewhere.
     """
     argmax, batch = cache["argmax"], cache["batch"]
-    numpy_only(dy)
+    gpu = on_gpu(("dy", dy), ("the forward's cache", argmax))
     check_upstream(dy, argmax.shape, cache["dtype"])
     n, c, h, w = cache["features_shape"]
+    if gpu:
+        from ..cuda import roi_pool_kernel
+        xp = get_array_module(dy)
+        dx = xp.empty((n, c, h, w), dy.dtype)  # the gather writes every element
+        roi_pool_kernel.backward(xp.ascontiguousarray(dy), argmax, batch, cache["h0"],
+                                 cache["h1"], cache["w0"], cache["w1"], dx)
+        return dx
     dx = np.zeros((n, c, h * w), dy.dtype)
     if dy.size:
         with kernel_threads(dy.size):

@@ -55,10 +55,10 @@ def check_boxes(boxes, name):
             f"{name} must be float32 or float64, got dtype {boxes.dtype}")
     xp = get_array_module(boxes)
     # Fast path: three whole-array reductions (a per-row .all(axis=1)
-    # costs 0.5 ms on 20000 boxes, more than box_iou itself).
-    if bool(xp.isfinite(boxes).all()) \
-            and not bool((boxes[:, 2] < boxes[:, 0]).any()) \
-            and not bool((boxes[:, 3] < boxes[:, 1]).any()):
+    # costs 0.5 ms on 20000 boxes, more than box_iou itself), combined on
+    # the device so that a GPU waits for one flag, not three.
+    if bool(xp.isfinite(boxes).all() & ~(boxes[:, 2] < boxes[:, 0]).any()
+            & ~(boxes[:, 3] < boxes[:, 1]).any()):
         return boxes
     finite = xp.isfinite(boxes).all(axis=1)
     x_ok = boxes[:, 2] >= boxes[:, 0]          # False for NaN too

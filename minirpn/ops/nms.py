@@ -20,15 +20,14 @@ compared with the threshold as a double. The kernel keeps that comparison
 in float32 (twice the SIMD width) by comparing with the largest float32
 not above the threshold, which gives the same answer (``_threshold_as``).
 
-CuPy arrays: greedy NMS is sequential, so there is no broadcasting path;
-the boxes are copied to the host, run through the numba kernel and the
-indices copied back (a few hundred kB for RPN-sized inputs). A GPU kernel
-is left to the CuPy backend issue.
+CuPy arrays run the same algorithm on the GPU (torchvision's bitmask NMS,
+:mod:`minirpn.cuda.nms_kernel`) with the same IoU arithmetic and threshold,
+so the kept indices are identical; nothing is copied to the host.
 """
 import numba
 import numpy
 
-from ..backend import get_array_module, to_numpy
+from ..backend import get_array_module
 from ..checks import check_array, check_float_array, check_probability
 from ..checks import first_bad_row
 from .boxes import check_boxes
@@ -127,6 +126,21 @@ def _run(boxes, order, starts, iou_threshold):
     return _nms_kernel(*cols, starts, t, boxes.dtype.type(0))
 
 
+def _run_gpu(boxes, order, sorted_labels, iou_threshold):
+    """The GPU kernel on boxes in ``order``; kept positions, ascending."""
+    from ..cuda import nms_kernel  # imports numba.cuda: only on a GPU path
+    return nms_kernel.keep_sorted(boxes[order], sorted_labels,
+                                  _threshold_as(boxes.dtype, iou_threshold))
+
+
+def _same_module(xp, **arrays):
+    """A GPU call must not mix in host arrays: name the one that is."""
+    for name, a in arrays.items():
+        if get_array_module(a) is not xp:
+            raise TypeError(f"{name} must be a {xp.__name__} array (all inputs on "
+                            f"one device), got {type(a).__module__}.{type(a).__name__}")
+
+
 def nms(boxes, scores, iou_threshold):
     """Greedy non-maximum suppression.
 
@@ -153,8 +167,10 @@ def nms(boxes, scores, iou_threshold):
     _check_scores(scores, boxes.shape[0])
     t = check_probability(iou_threshold, "iou_threshold")
     xp = get_array_module(boxes, scores)
-    if xp is not numpy:  # sequential algorithm: run it on the host
-        return xp.asarray(nms(to_numpy(boxes), to_numpy(scores), t))
+    if xp is not numpy:
+        _same_module(xp, boxes=boxes, scores=scores)
+        order = xp.argsort(-scores, kind="stable")
+        return order[_run_gpu(boxes, order, xp.zeros(len(order), xp.int64), t)]
     order = numpy.argsort(-scores, kind="stable")
     starts = numpy.array([0, boxes.shape[0]], dtype=numpy.int64)
     return order[_run(boxes, order, starts, t)]
@@ -198,8 +214,11 @@ def batched_nms(boxes, scores, labels, iou_threshold):
     t = check_probability(iou_threshold, "iou_threshold")
     xp = get_array_module(boxes, scores, labels)
     if xp is not numpy:
-        return xp.asarray(batched_nms(to_numpy(boxes), to_numpy(scores),
-                                      to_numpy(labels), t))
+        _same_module(xp, boxes=boxes, scores=scores, labels=labels)
+        # one walk in global score order; labels only gate suppression
+        order = xp.argsort(-scores, kind="stable")
+        keep = _run_gpu(boxes, order, labels[order].astype(xp.int64), t)
+        return order[keep]
     # 1. global rank by score (stable); 2. group by label keeping that
     # rank inside each group; 3. NMS per group; 4. kept boxes back in
     # global rank order.

@@ -1,0 +1,26 @@
+"""GPU kernels of the CuPy backend, written with numba.cuda.
+
+Most of minirpn runs on the GPU without a line of its own: the layers, the
+losses and the detection stages are written once against ``xp``, and CuPy
+runs them (conv is im2col + a cuBLAS matmul). Four ops need kernels because
+a few xp expressions cannot say them efficiently:
+
+- :mod:`.nms_kernel`: greedy NMS as torchvision's bitmask algorithm;
+- :mod:`.roi_pool_kernel`: RoI max pooling, forward and (atomics-free)
+  backward;
+- :mod:`.roi_align_kernel`: RoI Align, forward and backward (atomics).
+
+Why numba.cuda (and not CuPy's RawKernel): the kernels are Python, in the
+style of the CPU numba kernels beside them, one readable source per op; they
+take CuPy arrays directly through the CUDA array interface; and numba's CUDA
+simulator (``NUMBA_ENABLE_CUDASIM=1``) runs the very same source on the CPU
+on numpy arrays, so the tests check every kernel against the CPU path on a
+machine without a GPU. :mod:`.launch` launches them on CuPy's current stream.
+
+What crosses to the host: nothing in these kernels. NMS keeps its mask and
+its sequential walk on the device; the callers read a few scalars (sizes of
+index sets, validation flags), never arrays, during a training step.
+
+Nothing here is imported by ``import minirpn``: the ops import these modules
+the first time they see a CuPy array, which is when numba.cuda is imported.
+"""

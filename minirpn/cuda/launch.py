@@ -1,0 +1,134 @@
+"""Launching numba.cuda kernels on CuPy arrays, or on numpy arrays under
+numba's CUDA simulator.
+
+Nothing here imports numba.cuda until a kernel is first needed: ``import
+minirpn`` never touches it. The simulator (``NUMBA_ENABLE_CUDASIM=1``, set
+before numba.cuda is first imported) runs the very same kernel source on the
+CPU, thread by thread, on numpy arrays; the tests use it to hold every kernel
+to the CPU implementation without a GPU.
+"""
+import functools
+import glob
+import importlib.util
+import os
+import sys
+import warnings
+
+__all__ = ["numba_cuda", "simulated", "launch", "blocks_for", "mul_rn",
+           "THREADS"]
+
+#: Threads per block of the one-thread-per-element kernels.
+THREADS = 256
+
+
+def _use_pip_nvvm():
+    """numba compiles kernels with NVVM and libdevice from a CUDA toolkit,
+    which it looks for in conda, CUDA_HOME and /usr/local/cuda only. Where
+    there is none of these but pip's ``nvidia-cuda-nvcc-cu12`` wheel is
+    installed (the toolkit part that ``minirpn[gpu]`` needs), point
+    CUDA_HOME at it; an explicit CUDA_HOME or a system toolkit wins."""
+    if os.environ.get("CUDA_HOME") or os.environ.get("CUDA_PATH") \
+            or glob.glob("/usr/local/cuda/nvvm/lib64/libnvvm.so*"):
+        return
+    try:
+        spec = importlib.util.find_spec("nvidia.cuda_nvcc")
+    except ImportError:
+        return
+    for home in (spec.submodule_search_locations or []) if spec else []:
+        if os.path.isdir(os.path.join(home, "nvvm")):
+            os.environ["CUDA_HOME"] = home
+            return
+
+
+@functools.cache
+def numba_cuda():
+    """The ``numba.cuda`` module, imported on first use (with the exact
+    multiply of :func:`mul_rn` registered for real devices)."""
+    if not simulated():
+        _use_pip_nvvm()
+    from numba import cuda
+    if not simulated():
+        _register_mul_rn()
+        # NMS walks its mask in one block, by design: numba's "grid size
+        # will likely result in GPU under-utilization" says nothing new
+        warnings.filterwarnings("ignore", message="Grid size .* under-utilization")
+    return cuda
+
+
+def simulated():
+    """True when numba's CUDA simulator is on (kernels run on the CPU)."""
+    from numba.core import config
+    return bool(config.ENABLE_CUDASIM)
+
+
+def blocks_for(n, threads=THREADS):
+    """Blocks of ``threads`` needed to give each of ``n`` elements a thread."""
+    return max(1, -(-int(n) // threads))
+
+
+def _kernel_arg(x):
+    """A CuPy array becomes a numba device array WITHOUT the stream sync of
+    the CUDA array interface (numba synchronises the exporting stream on
+    every import by default, i.e. once per argument per launch: a hidden
+    host wait). It is safe to skip because the kernels run on CuPy's current
+    stream, after whatever CuPy queued there. Anything else (numpy arrays
+    under the simulator, scalars) passes through."""
+    if hasattr(x, "__cuda_array_interface__") and not simulated():
+        return numba_cuda().as_cuda_array(x, sync=False)
+    return x
+
+
+def _stream(args):
+    """CuPy's current stream as a numba stream; 0 (the default stream, which
+    is also CuPy's unless the caller chose another) under the simulator."""
+    if simulated():
+        return 0
+    for x in args:
+        if type(x).__module__.split(".")[0] == "cupy":
+            ptr = sys.modules["cupy"].cuda.get_current_stream().ptr
+            return numba_cuda().external_stream(ptr) if ptr else 0
+    return 0
+
+
+def launch(kernel, blocks, threads, *args, shared_bytes=0):
+    """Run ``kernel[blocks, threads](*args)`` on CuPy's current stream.
+
+    Parameters
+    ----------
+    kernel : numba.cuda dispatcher
+    blocks, threads : int or tuple
+        Grid and block shape.
+    *args : arrays (cupy, or numpy under the simulator) and scalars
+    shared_bytes : int
+        Dynamic shared memory per block.
+    """
+    stream = _stream(args)
+    kernel[blocks, threads, stream, shared_bytes](*(_kernel_arg(a) for a in args))
+
+
+def mul_rn(a, b):
+    """``a * b`` rounded once and never fused into an FMA.
+
+    The GPU compiler contracts ``a * b + c`` into one fused multiply-add by
+    default, which rounds once instead of twice; the CPU kernels round
+    twice. Every product that feeds a sum goes through this function so
+    that the GPU does the CPU's arithmetic bit for bit (identical IoUs for
+    NMS, identical sample points for RoI Align). On a device it compiles to
+    ``mul.rn`` (libdevice ``fmul_rn``/``dmul_rn``); under the simulator it
+    is this plain product (numpy never fuses).
+    """
+    return a * b
+
+
+def _register_mul_rn():
+    from numba.core import types
+    from numba.core.extending import overload
+    from numba.cuda import libdevice
+
+    @overload(mul_rn, target="cuda")
+    def _mul_rn_cuda(a, b):
+        if a == types.float32 and b == types.float32:
+            return lambda a, b: libdevice.fmul_rn(a, b)
+        if a == types.float64 and b == types.float64:
+            return lambda a, b: libdevice.dmul_rn(a, b)
+        return None  # mixed or integer operands: a typing error, by design

@@ -1,0 +1,136 @@
+"""The GPU kernels under numba's CUDA simulator, held to the CPU kernels.
+
+Run by tests/test_cuda_sim.py in a subprocess with NUMBA_ENABLE_CUDASIM=1
+(the simulator must be on before numba.cuda is first imported). Each check
+returns None when it passes, else a message; the script prints the results
+as one JSON object. The simulator runs every GPU thread as a Python thread,
+so the inputs are tiny, but they cover what the kernels must get right:
+two or more 64-box words, ties, IoU exactly at the threshold, labels,
+empty and degenerate RoIs, RoIs off the map, both dtypes and both RoI Align
+sampling modes.
+"""
+import json
+import sys
+
+import numpy as np
+
+from minirpn.cuda import nms_kernel, roi_align_kernel, roi_pool_kernel
+from minirpn.nn._roi_common import FLT_MAX
+from minirpn.nn.roi_align import _geometry, roi_align_backward, roi_align_forward
+from minirpn.nn.roi_pool import roi_pool_backward, roi_pool_forward
+from minirpn.ops import batched_nms, nms
+from minirpn.ops.nms import _threshold_as
+
+
+def _differs(name, got, want, exact=True):
+    same = np.array_equal(got, want) if exact else np.allclose(got, want, rtol=1e-6, atol=1e-12)
+    return None if same else f"{name}: got {got!r}, want {want!r}"
+
+
+def _clustered_boxes(rng, n, dtype):
+    """Boxes around a few centres, so that many pairs overlap a lot."""
+    centres = rng.uniform(20, 80, (4, 2))[rng.integers(0, 4, n)]
+    half = rng.uniform(5, 15, (n, 2))
+    boxes = np.concatenate([centres - half, centres + half], 1).astype(dtype)
+    # IoU exactly 0.5 (survives: strictly greater suppresses) and a hair above
+    boxes[:4] = [[0, 0, 10, 10], [0, 0, 10, 5], [0, 0, 10, 10.0001], [30, 30, 30, 40]]
+    return boxes
+
+
+def _gpu_nms(boxes, scores, labels, threshold):
+    order = np.argsort(-scores, kind="stable")
+    keep = nms_kernel.keep_sorted(boxes[order], labels[order].astype(np.int64),
+                                  _threshold_as(boxes.dtype, threshold))
+    return order[keep]
+
+
+def check_nms(dtype, n):
+    rng = np.random.default_rng(n)
+    boxes = _clustered_boxes(rng, n, dtype)
+    scores = rng.random(n).astype(dtype)
+    scores[::5] = scores[0]  # ties: the lower index wins on both paths
+    scores[:4] = [0.9, 0.8, 0.7, 0.6]
+    zeros = np.zeros(n, np.int64)
+    for t in (0.5, 0.3):
+        problem = _differs(f"nms t={t}", _gpu_nms(boxes, scores, zeros, t), nms(boxes, scores, t))
+        if problem:
+            return problem
+    labels = rng.integers(0, 3, n)
+    return _differs("batched_nms", _gpu_nms(boxes, scores, labels, 0.4),
+                    batched_nms(boxes, scores, labels, 0.4))
+
+
+def check_nms_sizes():
+    for n in (0, 1):
+        boxes = np.array([[0, 0, 4, 4]] * n, np.float32).reshape(n, 4)
+        scores = np.ones(n, np.float32)
+        problem = _differs(f"nms of {n}", _gpu_nms(boxes, scores, np.zeros(n), 0.5),
+                           nms(boxes, scores, 0.5))
+        if problem:
+            return problem
+    return None
+
+
+def _roi_inputs(dtype):
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((2, 3, 6, 7)).astype(dtype)
+    x[:, 0] = 0.5  # channel 0 is flat: every bin ties, the first maximum must win
+    xy = rng.uniform(-20, 60, (6, 2))
+    rois = np.concatenate([rng.integers(0, 2, (6, 1)), xy, xy + rng.uniform(4, 50, (6, 2))], 1)
+    rois[0, 1:] = [8, 8, 8, 8]            # a point: degenerate
+    rois[1, 1:] = [-90, -90, -60, -70]    # entirely off the map: empty bins
+    rois[2, 1:] = [0, 0, 56, 48]          # the whole map
+    return x, rois.astype(dtype), rng.standard_normal((6, 3, 2, 3)).astype(dtype)
+
+
+def check_roi_pool(dtype):
+    x, rois, dy = _roi_inputs(dtype)
+    y, cache = roi_pool_forward(x, rois, (2, 3), 1 / 8)
+    y_gpu, argmax = np.full_like(y, np.nan), np.empty(y.shape, np.int32)
+    edges = [cache[k] for k in ("h0", "h1", "w0", "w1")]
+    roi_pool_kernel.forward(x, cache["batch"], *edges, x.dtype.type(-FLT_MAX), y_gpu, argmax)
+    dx_gpu = np.full_like(x, np.nan)  # the gather must write every element
+    roi_pool_kernel.backward(dy, argmax, cache["batch"], *edges, dx_gpu)
+    return (_differs("y", y_gpu, y) or _differs("argmax", argmax, cache["argmax"])
+            or _differs("dx", dx_gpu, roi_pool_backward(dy, cache)))
+
+
+def check_roi_align(dtype, sampling_ratio, aligned):
+    x, rois, dy = _roi_inputs(dtype)
+    args = ((2, 3), 1 / 8, sampling_ratio, aligned)
+    y, cache = roi_align_forward(x, rois, *args)
+    geometry = _geometry(np, rois, args[0], args[1], sampling_ratio, aligned)
+    y_gpu = np.full_like(y, np.nan)
+    roi_align_kernel.forward(x, cache["batch"], geometry, y_gpu)
+    dx_gpu = np.zeros_like(x)
+    roi_align_kernel.backward(dy, cache["batch"], geometry, dx_gpu)
+    # forward: bit for bit; backward: atomics may add in another order
+    return _differs("y", y_gpu, y) or _differs("dx", dx_gpu, roi_align_backward(dy, cache),
+                                                 exact=False)
+
+
+CHECKS = {
+    "nms_float32": lambda: check_nms(np.float32, 70),
+    "nms_float64_three_words": lambda: check_nms(np.float64, 130),
+    "nms_zero_and_one_box": check_nms_sizes,
+    "roi_pool_float32": lambda: check_roi_pool(np.float32),
+    "roi_pool_float64": lambda: check_roi_pool(np.float64),
+    "roi_align_float32_fixed_aligned": lambda: check_roi_align(np.float32, 2, True),
+    "roi_align_float64_adaptive_unaligned": lambda: check_roi_align(np.float64, 0, False),
+    "roi_align_float32_adaptive_aligned": lambda: check_roi_align(np.float32, -1, True),
+}
+
+
+def main(names):
+    results = {}
+    for name in names or CHECKS:
+        try:
+            results[name] = CHECKS[name]()
+        except Exception as exc:  # report it, keep checking the others
+            results[name] = f"{type(exc).__name__}: {exc}"
+    print(json.dumps(results))
+
+
+if __name__ == "__main__":
+    np.seterr(invalid="ignore")  # 0/0 IoU of two zero-area boxes, as on the CPU
+    main(sys.argv[1:])

@@ -1,0 +1,127 @@
+"""The whole detector on the GPU against the CPU: a training step and detect.
+
+The proposals of the training step are handed to both models from the CPU
+run (``forward_train(..., proposals=...)``): the RPN's scores decide them
+through a sort and NMS, where a last-bit difference between cuBLAS and the
+CPU's BLAS may swap two near-equal float32 scores and pick another set of
+RoIs. With the proposals fixed, every other stage (anchor labels, RoI
+sampling and dropout from the same seed) is the same on both devices, and
+the losses and gradients must agree within 1e-4 (float32) / 1e-10 (float64)
+relative. Detection is compared in float64, where such swaps do not happen.
+"""
+import numpy as np
+import pytest
+
+import minirpn
+from gpu_helpers import TOLERANCE, relative_error
+from minirpn import Config, FasterRCNN, backend
+from minirpn.backend import to_numpy
+from scenes import make_scene, toy_scenes
+from test_faster_rcnn import tiny_batch, tiny_config
+
+pytestmark = pytest.mark.gpu
+CROPS = ["roi_pool", "roi_align", "crop_pool"]
+
+
+def _pair(config):
+    """The same initial weights on both devices."""
+    return FasterRCNN(config), FasterRCNN(config).to("cupy")
+
+
+def _cpu_proposals(model, images, targets):
+    """The CPU model's training proposals, in original pixels."""
+    trace = []
+    propose = model.propose
+
+    def spy(*args, **kwargs):
+        trace.append(propose(*args, **kwargs))
+        return trace[-1]
+    model.propose = spy
+    model.forward_train(images, targets, rng=np.random.default_rng(0))
+    model.propose = propose
+    batch = model.preprocess(images)
+    return [batch.to_original(i, p.boxes) for i, p in enumerate(trace[-1])]
+
+
+def _check_step(config, images, targets):
+    cpu, gpu = _pair(config)
+    proposals = _cpu_proposals(cpu, images, targets)
+    tolerance = TOLERANCE[np.dtype(config.dtype)]
+    for model in (cpu, gpu):
+        model.zero_grad()
+    want = cpu.forward_train(images, targets, rng=np.random.default_rng(9), proposals=proposals)
+    cpu.backward()
+    got = gpu.forward_train(images, targets, rng=np.random.default_rng(9), proposals=proposals)
+    gpu.backward()
+    for name, value in want.items():
+        assert abs(got[name] - value) <= tolerance * max(abs(value), 1e-12), name
+    grads = gpu.gradients()
+    for name, g in cpu.gradients().items():
+        assert backend.is_cupy_array(grads[name])
+        assert relative_error(grads[name], g) <= tolerance, name
+
+
+@pytest.mark.parametrize("crop_method", CROPS)
+def test_training_step_float64_tiny(crop_method):
+    _check_step(tiny_config(crop_method=crop_method), *tiny_batch())
+
+
+@pytest.mark.parametrize("crop_method", CROPS)
+def test_training_step_float32_toy(crop_method):
+    images, targets = toy_scenes()
+    _check_step(Config.toy(3, crop_method=crop_method), images[:2], targets[:2])
+
+
+def test_training_step_float32_paper_vgg16():
+    rng = np.random.default_rng(0)
+    boxes = [[100, 60, 400, 420], [520, 300, 900, 560]]
+    image = make_scene(rng, 600, 1000, boxes, [1, 2])
+    target = {"boxes": np.asarray(boxes, np.float32), "labels": np.array([1, 2])}
+    _check_step(Config.paper(3), [image], [target])
+
+
+def test_detect_float64_is_the_cpu_detect():
+    cpu, gpu = _pair(tiny_config(crop_method="roi_align"))
+    images, _ = tiny_batch()
+    want = cpu.detect(images, score_threshold=0.0)
+    got = gpu.detect(images, score_threshold=0.0)
+    for g, w in zip(got, want):
+        assert isinstance(g["boxes"], np.ndarray)  # detections come back to the host
+        np.testing.assert_array_equal(g["labels"], w["labels"])
+        assert relative_error(g["boxes"], w["boxes"]) <= 1e-10
+        assert relative_error(g["scores"], w["scores"]) <= 1e-10
+
+
+def test_detect_float32_toy_runs_and_is_sorted():
+    cpu, gpu = _pair(Config.toy(3))
+    images, _ = toy_scenes()
+    for det in gpu.detect(images, score_threshold=0.0):
+        assert det["boxes"].dtype == np.float32 and det["boxes"].shape[1] == 4
+        assert np.all(np.diff(det["scores"]) <= 0)
+
+
+def test_same_seed_same_losses_on_the_gpu():
+    _, gpu = _pair(Config.toy(3))
+    images, targets = toy_scenes()
+    a = gpu.forward_train(images, targets, rng=np.random.default_rng(4))
+    b = gpu.forward_train(images, targets, rng=np.random.default_rng(4))
+    assert a == b
+
+
+def test_set_backend_builds_the_model_on_the_gpu(cp):
+    minirpn.set_backend("cupy")
+    model = FasterRCNN(tiny_config())
+    assert all(isinstance(p, cp.ndarray) for p in model.parameters().values())
+    assert isinstance(model.base_anchors, cp.ndarray)
+    images, targets = tiny_batch()
+    losses = model.forward_train(images, targets)
+    model.backward()
+    assert np.isfinite(losses["total"])
+    minirpn.set_backend("numpy")
+    host = FasterRCNN(tiny_config())
+    host.load_parameters({k: to_numpy(v) for k, v in model.parameters().items()})
+    model.to("numpy")  # and back: parameters, anchors and caches
+    for name, value in host.parameters().items():
+        np.testing.assert_array_equal(model.parameters()[name], value)
+    assert not backend.is_cupy_array(model.base_anchors)
+    model.forward_train(images, targets)

@@ -1,0 +1,245 @@
+"""The CuPy code paths, run on the CPU through a stand-in for CuPy.
+
+``fakecupy`` poses as CuPy (strict about host arrays, counting transfers to
+the host). The GPU kernels are the one thing it cannot run fast: their
+launches are answered by the CPU numba kernels (``_CPU_KERNELS``), and the
+kernels themselves are held to those CPU kernels in tests/test_cuda_sim.py.
+What this file checks is everything around them: every op dispatches to
+its GPU path, no array is dragged to the host in a training step, a seed
+gives the CPU's numbers exactly, and the errors without a GPU.
+"""
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import fakecupy
+import minirpn
+from minirpn import FasterRCNN, backend
+from minirpn.nn import roi_align as cpu_align
+from minirpn.nn import roi_pool as cpu_pool
+
+from test_faster_rcnn import tiny_batch, tiny_config
+
+
+# ---- the kernels' launches, answered on the CPU --------------------------------
+def _nms_mask(x1, y1, x2, y2, labels, threshold, zero, mask):
+    n, words = mask.shape
+    w = np.maximum(np.minimum(x2[:, None], x2) - np.maximum(x1[:, None], x1), zero)
+    h = np.maximum(np.minimum(y2[:, None], y2) - np.maximum(y1[:, None], y1), zero)
+    area = (x2 - x1) * (y2 - y1)
+    with np.errstate(invalid="ignore"):
+        iou = w * h / (area[:, None] + area - w * h)
+    hit = (iou > threshold) & np.triu(np.ones((n, n), bool), 1) & (labels[:, None] == labels)
+    bits = np.zeros((n, 64 * words), bool)
+    bits[:, :n] = hit
+    mask[...] = np.packbits(bits, axis=1, bitorder="little").view("<u8")
+
+
+def _nms_keep(mask, keep):
+    removed = np.zeros(mask.shape[1], np.uint64)
+    for i in range(mask.shape[0]):
+        if not (int(removed[i // 64]) >> (i % 64)) & 1:
+            keep[i] = True
+            removed |= mask[i]
+
+
+def _pool_forward(x, batch, h0, h1, w0, w1, lowest, zero, y, argmax):
+    x_nhwc = np.ascontiguousarray(x.transpose(0, 2, 3, 1))
+    cpu_pool._pool_forward_kernel(x_nhwc, batch, h0, h1, w0, w1, y, argmax)
+
+
+def _pool_backward(dy, argmax, batch, h0, h1, w0, w1, zero, dx):
+    flat = np.zeros((dx.shape[0], dx.shape[1], dx.shape[2] * dx.shape[3]), dx.dtype)
+    cpu_pool._pool_backward_kernel(dy, argmax, batch, flat)
+    dx[...] = flat.reshape(dx.shape)
+
+
+def _tables(dx_or_x, y1, x1, bin_h, bin_w, grid_h, grid_w, pooled):
+    H, W = dx_or_x.shape[2:]
+    return (cpu_align._axis_table(y1, bin_h, grid_h, pooled[0], H),
+            cpu_align._axis_table(x1, bin_w, grid_w, pooled[1], W))
+
+
+def _align_forward(x, batch, y1, x1, bin_h, bin_w, grid_h, grid_w, count, y):
+    ytab, xtab = _tables(x, y1, x1, bin_h, bin_w, grid_h, grid_w, y.shape[2:])
+    x_nhwc = np.ascontiguousarray(x.transpose(0, 2, 3, 1))
+    cpu_align._align_forward_kernel(x_nhwc, batch, grid_h, grid_w, count, ytab, xtab, y)
+
+
+def _align_backward(dy, batch, y1, x1, bin_h, bin_w, grid_h, grid_w, dx):
+    ytab, xtab = _tables(dx, y1, x1, bin_h, bin_w, grid_h, grid_w, dy.shape[2:])
+    dx_nhwc = np.zeros(dx.shape[:1] + dx.shape[2:] + dx.shape[1:2], dx.dtype)
+    cpu_align._align_backward_kernel(np.ascontiguousarray(dy), batch, grid_h, grid_w,
+                                     ytab, xtab, 16, dx_nhwc)
+    dx += dx_nhwc.transpose(0, 3, 1, 2)
+
+
+@pytest.fixture
+def gpu(monkeypatch):
+    """Fake CuPy installed, kernel launches answered by the CPU kernels;
+    yields the launch log (kernel names)."""
+    uninstall = fakecupy.install()
+    from minirpn.cuda import nms_kernel, roi_align_kernel, roi_pool_kernel
+    answers = {nms_kernel._mask_kernel: _nms_mask, nms_kernel._keep_kernel: _nms_keep,
+               roi_pool_kernel._forward_kernel: _pool_forward,
+               roi_pool_kernel._backward_kernel: _pool_backward,
+               roi_align_kernel._forward_kernel: _align_forward,
+               roi_align_kernel._backward_kernel: _align_backward}
+    log = []
+
+    def launch(kernel, blocks, threads, *args, shared_bytes=0):
+        log.append(kernel.py_func.__name__)
+        answers[kernel](*(fakecupy.unwrap(a) for a in args))
+    for module in (nms_kernel, roi_pool_kernel, roi_align_kernel):
+        monkeypatch.setattr(module, "launch", launch)
+    fakecupy.TRANSFERS.clear()
+    yield log
+    uninstall()
+
+
+def _host(tree):
+    if isinstance(tree, dict):
+        return {k: _host(v) for k, v in tree.items()}
+    return fakecupy.unwrap(tree)
+
+
+def _models(crop_method, dtype="float64"):
+    config = tiny_config(crop_method=crop_method, dtype=dtype)
+    return FasterRCNN(config), FasterRCNN(config).to("cupy")
+
+
+@pytest.mark.parametrize("crop_method", ["roi_pool", "roi_align", "crop_pool"])
+def test_training_step_on_the_gpu_path_equals_the_cpu_and_stays_on_the_device(
+        gpu, crop_method):
+    cpu, dev = _models(crop_method)
+    assert backend.is_cupy_array(dev.parameters()["backbone.0.weight"])
+    images, targets = tiny_batch()
+    want = cpu.forward_train(images, targets, rng=np.random.default_rng(5))
+    cpu.backward()
+    fakecupy.TRANSFERS.clear()
+    got = dev.forward_train(images, targets, rng=np.random.default_rng(5))
+    dev.backward()
+    # one array crossed to the host, the stacked losses for the progress
+    # bar; otherwise only scalars (sizes, checks)
+    assert fakecupy.TRANSFERS["arrays"] == 1
+    assert got == want  # same seed, same sampling: the very same numbers
+    grads = _host(dev.gradients())
+    for name, g in cpu.gradients().items():
+        np.testing.assert_array_equal(grads[name], g, err_msg=name)
+    assert "_mask_kernel" in gpu and "_keep_kernel" in gpu  # NMS ran on the "GPU"
+    if crop_method != "crop_pool":  # crop_pool is xp and cuSPARSE: no kernel of ours
+        assert gpu.count("_forward_kernel") >= 1 and gpu.count("_backward_kernel") == 1
+
+
+def test_detect_on_the_gpu_path_equals_the_cpu(gpu):
+    cpu, dev = _models("roi_align", dtype="float32")
+    images, _ = tiny_batch()
+    want = cpu.detect(images, score_threshold=0.0)
+    fakecupy.TRANSFERS.clear()
+    got = dev.detect(images, score_threshold=0.0)
+    # detections cross once: boxes, scores and labels of each image
+    assert fakecupy.TRANSFERS["arrays"] == 3 * len(images)
+    for g, w in zip(got, want):
+        assert isinstance(g["boxes"], np.ndarray)
+        for key in ("boxes", "scores", "labels"):
+            np.testing.assert_array_equal(g[key], w[key])
+
+
+def test_ops_dispatch_to_the_gpu_kernels_with_cpu_results(gpu):
+    from minirpn.ops import batched_nms, box_iou, nms
+    cupy = sys.modules["cupy"]
+    rng = np.random.default_rng(0)
+    xy = rng.uniform(0, 40, (90, 2))
+    boxes = np.concatenate([xy, xy + rng.uniform(1, 30, (90, 2))], 1).astype(np.float32)
+    scores = rng.random(90).astype(np.float32)
+    scores[::4] = 0.5  # ties: the lower index first, on both paths
+    labels = rng.integers(0, 3, 90)
+    on = [cupy.asarray(a) for a in (boxes, scores, labels)]
+    np.testing.assert_array_equal(nms(*on[:2], 0.5).get(), nms(boxes, scores, 0.5))
+    np.testing.assert_array_equal(batched_nms(*on, 0.4).get(),
+                                  batched_nms(boxes, scores, labels, 0.4))
+    np.testing.assert_array_equal(box_iou(on[0], on[0][:7]).get(), box_iou(boxes, boxes[:7]))
+    assert gpu.count("_mask_kernel") == 2
+    with pytest.raises(TypeError, match="scores must be a cupy array"):
+        nms(on[0], scores, 0.5)
+
+
+def test_anchor_and_roi_sampling_draw_the_cpu_samples_from_the_same_seed(gpu):
+    from minirpn.anchor_targets import label_anchors
+    from minirpn.anchors import base_anchors, grid_anchors
+    from minirpn.proposal_targets import sample_proposals
+    cupy = sys.modules["cupy"]
+    anchors = grid_anchors(12, 12, 8, base_anchors(8, (2, 4)))
+    gt = np.array([[10, 10, 50, 60], [40, 30, 90, 90]], np.float32)
+    kwargs = dict(batch_size=32, rng=None)
+    want = label_anchors(anchors, gt, (96, 96), **{**kwargs, "rng": np.random.default_rng(3)})
+    fakecupy.TRANSFERS.clear()
+    got = label_anchors(cupy.asarray(anchors), cupy.asarray(gt), (96, 96),
+                        **{**kwargs, "rng": np.random.default_rng(3)})
+    assert fakecupy.TRANSFERS["arrays"] == 0
+    for name in ("labels", "reason", "matched_gt", "bbox_targets"):
+        np.testing.assert_array_equal(fakecupy.unwrap(getattr(got, name)), getattr(want, name))
+    boxes = anchors[::5]
+    want = sample_proposals(boxes, gt, np.array([1, 2]), 2, batch_size=16,
+                            rng=np.random.default_rng(4))
+    got = sample_proposals(cupy.asarray(boxes), cupy.asarray(gt), np.array([1, 2]), 2,
+                           batch_size=16, rng=np.random.default_rng(4))
+    assert fakecupy.TRANSFERS["arrays"] == 0
+    np.testing.assert_array_equal(fakecupy.unwrap(got.source), want.source)
+    np.testing.assert_array_equal(fakecupy.unwrap(got.bbox_targets), want.bbox_targets)
+
+
+def test_fake_cupy_is_strict_about_host_arrays(gpu):
+    # the stand-in must catch what real CuPy refuses, or the tests above prove little
+    cupy = sys.modules["cupy"]
+    x = cupy.asarray(np.arange(4.0))
+    with pytest.raises(TypeError, match="Implicit conversion"):
+        np.asarray(x)
+    with pytest.raises(TypeError, match="numpy array given to cupy"):
+        cupy.concatenate([x, np.arange(2.0)])
+    with pytest.raises(Exception):
+        cpu_pool._pool_backward_kernel(x, x, x, x)  # numba cannot take it either
+
+
+def test_asking_for_the_gpu_without_cupy_names_what_is_missing():
+    try:
+        import cupy  # noqa: F401
+        pytest.skip("cupy is installed here")
+    except ImportError:
+        pass
+    for ask in (lambda: minirpn.set_backend("cupy"),
+                lambda: FasterRCNN(tiny_config()).to("cupy")):
+        with pytest.raises(RuntimeError,
+                           match=r"CuPy is not installed: pip install minirpn\[gpu\]"):
+            ask()
+    assert backend.get_backend() == "numpy"
+
+
+def test_cupy_without_a_device_is_a_clear_error(monkeypatch):
+    uninstall = fakecupy.install()
+    try:
+        monkeypatch.setattr(sys.modules["cupy"].cuda, "is_available", lambda: False)
+        with pytest.raises(RuntimeError, match="CuPy is installed but no CUDA device"):
+            minirpn.set_backend("cupy")
+        with pytest.raises(RuntimeError, match="CuPy is installed but no CUDA device"):
+            FasterRCNN(tiny_config()).to("cupy")
+    finally:
+        uninstall()
+    assert backend.get_backend() == "numpy"
+
+
+def test_the_environment_variable_asks_for_the_gpu_with_the_same_clear_error():
+    try:
+        import cupy  # noqa: F401
+        pytest.skip("cupy is installed here")
+    except ImportError:
+        pass
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    done = subprocess.run([sys.executable, "-c", "import minirpn"], capture_output=True,
+                          text=True, env={**os.environ, "MINIRPN_BACKEND": "cupy",
+                                          "PYTHONPATH": root})
+    assert done.returncode != 0
+    assert "CuPy is not installed: pip install minirpn[gpu]" in done.stderr
