@@ -58,9 +58,7 @@ def rpn_losses(scores, deltas, labels, bbox_targets, sigma=3.0):
 
 def rpn_losses_backward(cache, dcls=1.0, dbox=1.0):
     """Gradients of :func:`rpn_losses`: dscores (A, 2), ddeltas (A, 4)."""
-    cls_cache, box_cache = cache
-    return (F.softmax_cross_entropy_backward(cls_cache, dcls),
-            F.smooth_l1_backward(box_cache, dbox))
+    return _losses_backward(cache, dcls, dbox)
 
 
 def head_losses(class_scores, box_deltas, labels, bbox_targets, bbox_weights,
@@ -101,6 +99,12 @@ def head_losses(class_scores, box_deltas, labels, bbox_targets, bbox_weights,
 
 def head_losses_backward(cache, dcls=1.0, dbox=1.0):
     """Gradients of :func:`head_losses`: dscores (R, K), ddeltas (R, 4 K)."""
+    return _losses_backward(cache, dcls, dbox)
+
+
+def _losses_backward(cache, dcls, dbox):
+    """Both stages' loss pairs are softmax cross-entropy + smooth L1: the
+    gradients w.r.t. (scores, deltas), scaled by dcls and dbox."""
     cls_cache, box_cache = cache
     return (F.softmax_cross_entropy_backward(cls_cache, dcls),
             F.smooth_l1_backward(box_cache, dbox))

@@ -7,6 +7,8 @@ from minirpn.nn._roi_common import roi_align_reference_backward, roi_align_refer
 from minirpn.nn.gradcheck import gradcheck
 from minirpn.nn.roi_align import roi_align_backward, roi_align_forward
 
+from roi_helpers import F, R, assert_numpy_and_cupy_do_not_mix, random_rois
+
 DTYPES = [np.float32, np.float64]
 TOL = {np.float32: dict(rtol=1e-5, atol=1e-6), np.float64: dict(rtol=1e-6, atol=1e-12)}
 
@@ -20,20 +22,6 @@ def align(f, box, size, sampling_ratio, aligned, scale=1.0):
     """RoI Align of one box [x1, y1, x2, y2] on image 0; returns y[0, 0]."""
     rois = np.array([[0.0] + list(box)], f.dtype)
     return roi_align_forward(f, rois, size, scale, sampling_ratio, aligned)[0][0, 0]
-
-
-def random_rois(rng, n, n_images, extent, dtype):
-    """Mixed RoIs in pixels: sub-pixel, tiny, zero-size, off-map, bigger than
-    the map, malformed (x2 < x1)."""
-    xy = rng.uniform(-0.3 * extent, 1.3 * extent, (n, 4))
-    lo, hi = np.minimum(xy[:, :2], xy[:, 2:]), np.maximum(xy[:, :2], xy[:, 2:])
-    boxes = np.concatenate([lo, hi], 1)
-    boxes[: n // 6, 2:] = boxes[: n // 6, :2] + rng.uniform(0, 3, (n // 6, 2))  # tiny
-    boxes[n // 6, 2:] = boxes[n // 6, :2]  # zero-size
-    boxes[n // 6 + 1: n // 4] = [-2 * extent, -extent, 3 * extent, 2.5 * extent]  # covers all
-    boxes[n // 4: n // 3, 2:] = boxes[n // 4: n // 3, :2] - 7  # malformed
-    batch = rng.integers(0, n_images, (n, 1))
-    return np.concatenate([batch, boxes], 1).astype(dtype)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -112,7 +100,7 @@ CASES = [((7, 7), 1 / 16, 2, True), ((3, 5), 1 / 8, 0, True), ((2, 3), 0.37, -1,
 @pytest.mark.parametrize("size,scale,sampling_ratio,aligned", CASES)
 def test_numba_matches_reference(rng, dtype, size, scale, sampling_ratio, aligned):
     f = rng.standard_normal((3, 4, 9, 13)).astype(dtype)
-    rois = random_rois(rng, 30, 3, 13 / scale, dtype)
+    rois = random_rois(rng, 30, 3, 13 / scale, dtype, zero_size=True)
     args = (size, scale, sampling_ratio, aligned)
     y, cache = roi_align_forward(f, rois, *args)
     y_ref, cache_ref = roi_align_reference_forward(f, rois, *args)
@@ -142,7 +130,7 @@ def test_gradcheck_float64(rng, sampling_ratio, aligned):
 def test_backward_is_adjoint_of_forward(rng):
     # the layer is linear in the features: <dy, A x> = <A^T dy, x>
     f = rng.standard_normal((2, 5, 11, 7))
-    rois = random_rois(rng, 30, 2, 100, np.float64)
+    rois = random_rois(rng, 30, 2, 100, np.float64, zero_size=True)
     for sr, aligned in [(2, True), (0, False)]:
         y, cache = roi_align_forward(f, rois, (4, 3), 1 / 8, sr, aligned)
         dy = rng.standard_normal(y.shape)
@@ -160,10 +148,6 @@ def test_dtype_follows_input_and_no_rois(dtype):
     y, cache = roi_align_forward(f, np.array([[1, 0, 0, 50, 50]], dtype))
     assert y.shape == (1, 3, 7, 7) and y.dtype == dtype
     assert roi_align_backward(y, cache).dtype == dtype
-
-
-F = np.zeros((2, 3, 4, 5), np.float32)
-R = np.array([[0, 1, 1, 30, 30]], np.float32)
 
 
 @pytest.mark.parametrize("args,kwargs,error,match", [
@@ -196,18 +180,7 @@ def test_bad_upstream_gradient():
         roi_align_backward(y.astype(np.float64), cache)
 
 
-class FakeCupy(np.ndarray):
-    """A numpy array that minirpn.backend takes for a CuPy one."""
-
-
-FakeCupy.__module__ = "cupy._core.core"
-
-
 def test_numpy_and_cupy_arrays_do_not_mix():
     # All-CuPy inputs run the GPU kernels (tests/test_cuda_sim.py, tests/gpu/);
     # a mix is refused up front, naming the host array.
-    with pytest.raises(TypeError, match="rois must be a cupy array"):
-        roi_align_forward(F.view(FakeCupy), R)
-    y, cache = roi_align_forward(F, R)
-    with pytest.raises(TypeError, match="the forward's cache must be a cupy array"):
-        roi_align_backward(y.view(FakeCupy), cache)
+    assert_numpy_and_cupy_do_not_mix(roi_align_forward, roi_align_backward)

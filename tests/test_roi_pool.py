@@ -8,6 +8,8 @@ from minirpn.nn._roi_common import roi_pool_reference_backward, roi_pool_referen
 from minirpn.nn.gradcheck import gradcheck
 from minirpn.nn.roi_pool import roi_pool_backward, roi_pool_forward
 
+from roi_helpers import F, R, assert_numpy_and_cupy_do_not_mix, random_rois
+
 DTYPES = [np.float32, np.float64]
 
 
@@ -16,19 +18,6 @@ def ramp(h, w, dtype=np.float64, c=1):
     its bottom-right cell and the argmax is the flat index."""
     f = np.arange(h * w, dtype=dtype).reshape(1, 1, h, w)
     return f + 1000 * np.arange(c, dtype=dtype).reshape(1, c, 1, 1)
-
-
-def random_rois(rng, n, n_images, extent, dtype):
-    """Mixed RoIs in pixels: normal, sub-pixel, tiny, off-map, bigger than
-    the map, malformed (x2 < x1)."""
-    xy = rng.uniform(-0.3 * extent, 1.3 * extent, (n, 4))
-    lo, hi = np.minimum(xy[:, :2], xy[:, 2:]), np.maximum(xy[:, :2], xy[:, 2:])
-    boxes = np.concatenate([lo, hi], 1)
-    boxes[: n // 6, 2:] = boxes[: n // 6, :2] + rng.uniform(0, 3, (n // 6, 2))  # tiny
-    boxes[n // 6: n // 4] = [-2 * extent, -extent, 3 * extent, 2.5 * extent]  # covers all
-    boxes[n // 4: n // 3, 2:] = boxes[n // 4: n // 3, :2] - 7  # malformed
-    batch = rng.integers(0, n_images, (n, 1))
-    return np.concatenate([batch, boxes], 1).astype(dtype)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -172,10 +161,6 @@ def test_dtype_follows_input_and_no_rois(dtype):
     assert y.shape == (1, 3, 7, 7) and y.dtype == dtype
 
 
-F = np.zeros((2, 3, 4, 5), np.float32)
-R = np.array([[0, 1, 1, 30, 30]], np.float32)
-
-
 @pytest.mark.parametrize("args,kwargs,error,match", [
     ((F[0], R), {}, ValueError, "features must be 4-D"),
     ((F.astype(np.int32), R), {}, TypeError, "features must be a floating"),
@@ -214,18 +199,7 @@ def test_bad_upstream_gradient():
         roi_pool_backward(y.astype(np.float64), cache)
 
 
-class FakeCupy(np.ndarray):
-    """A numpy array that minirpn.backend takes for a CuPy one."""
-
-
-FakeCupy.__module__ = "cupy._core.core"
-
-
 def test_numpy_and_cupy_arrays_do_not_mix():
     # All-CuPy inputs run the GPU kernels (tests/test_cuda_sim.py, tests/gpu/);
     # a mix is refused up front, naming the host array.
-    with pytest.raises(TypeError, match="rois must be a cupy array"):
-        roi_pool_forward(F.view(FakeCupy), R)
-    y, cache = roi_pool_forward(F, R)
-    with pytest.raises(TypeError, match="the forward's cache must be a cupy array"):
-        roi_pool_backward(y.view(FakeCupy), cache)
+    assert_numpy_and_cupy_do_not_mix(roi_pool_forward, roi_pool_backward)

@@ -5,7 +5,7 @@ import os
 import numpy as np
 import pytest
 
-from minirpn import Config, FasterRCNN
+from minirpn import FasterRCNN
 from minirpn.data import make_target
 from minirpn.faster_rcnn import LOSS_NAMES
 from minirpn.train import (TrainConfig, TrainingDiverged, learning_rate, read_log,
@@ -13,20 +13,9 @@ from minirpn.train import (TrainConfig, TrainingDiverged, learning_rate, read_lo
 from minirpn.train.state import load_run, save_run
 
 from scenes import make_scene
-
-
-def tiny_config(**overrides):
-    """A float64 detector on 32 px images (as in test_faster_rcnn), with
-    dropout so that the run's generator drives it too."""
-    values = dict(target_size=32, max_size=48, pixel_std=(50.0, 50.0, 50.0),
-                  backbone_channels=(4, "M", 6), anchor_scales=(4, 8),
-                  rpn_channels=6, rpn_batch_size=32,
-                  rpn_pre_nms_top_n_train=300, rpn_post_nms_top_n_train=40,
-                  rpn_pre_nms_top_n_test=300, rpn_post_nms_top_n_test=40,
-                  rpn_min_size=1.0, roi_batch_size=16, roi_output_size=2,
-                  head_hidden=8, head_dropout=0.25, dtype="float64")
-    values.update(overrides)
-    return Config(num_classes=2, **values)
+# the float64 detector on 32 px images; its head dropout lets the run's
+# generator drive it too
+from test_faster_rcnn import tiny_config
 
 
 def tiny_dataset(n=5, seed=0):

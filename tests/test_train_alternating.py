@@ -6,7 +6,8 @@ from minirpn import FasterRCNN
 from minirpn.train import TrainConfig, read_log, rpn_proposals, train
 from minirpn.train.alternating import alternating_stages
 
-from test_train import Crash, crash_after, step_records, tiny_config, tiny_dataset
+from test_faster_rcnn import tiny_config
+from test_train import Crash, crash_after, step_records, tiny_dataset
 
 PARTS = ("backbone", "rpn", "roi_head")
 

@@ -18,6 +18,7 @@ samples sit at real-valued points, clamped at the border), far more work
 than the scatter. The price: float additions land in an order that varies
 from run to run, so gradients match the CPU's to rounding, not to the bit.
 """
+from .device import unravel4
 from .launch import THREADS, blocks_for, launch, mul_rn, numba_cuda
 
 __all__ = ["forward", "backward"]
@@ -46,11 +47,9 @@ def _taps(starts, bins, grids, r, p, i, size):
 @cuda.jit
 def _forward_kernel(x, batch, y1, x1, bin_h, bin_w, grid_h, grid_w, count, y):
     k = cuda.grid(1)
-    n_rois, channels, pooled_h, pooled_w = y.shape
-    if k >= n_rois * channels * pooled_h * pooled_w:
+    if k >= y.size:
         return
-    pw, ph = k % pooled_w, (k // pooled_w) % pooled_h
-    c, r = (k // (pooled_w * pooled_h)) % channels, k // (pooled_w * pooled_h * channels)
+    r, c, ph, pw = unravel4(k, y.shape)
     b, height, width = batch[r], x.shape[2], x.shape[3]
     acc = y.dtype.type(0)
     for iy in range(grid_h[r]):
@@ -70,11 +69,9 @@ def _forward_kernel(x, batch, y1, x1, bin_h, bin_w, grid_h, grid_w, count, y):
 @cuda.jit
 def _backward_kernel(dy, batch, y1, x1, bin_h, bin_w, grid_h, grid_w, dx):
     k = cuda.grid(1)
-    n_rois, channels, pooled_h, pooled_w = dy.shape
-    if k >= n_rois * channels * pooled_h * pooled_w:
+    if k >= dy.size:
         return
-    pw, ph = k % pooled_w, (k // pooled_w) % pooled_h
-    c, r = (k // (pooled_w * pooled_h)) % channels, k // (pooled_w * pooled_h * channels)
+    r, c, ph, pw = unravel4(k, dy.shape)
     b, height, width = batch[r], dx.shape[2], dx.shape[3]
     g = dy[r, c, ph, pw]
     n_samples = dy.dtype.type(grid_h[r] * grid_w[r])

@@ -17,6 +17,7 @@ element once, so no two threads race, the result does not depend on thread
 timing, and each element adds its terms in the CPU kernel's order (RoIs,
 then bins, row-major): bit-identical gradients.
 """
+from .device import unravel4
 from .launch import THREADS, blocks_for, launch, numba_cuda
 
 __all__ = ["forward", "backward"]
@@ -27,11 +28,9 @@ cuda = numba_cuda()
 @cuda.jit
 def _forward_kernel(x, batch, h0, h1, w0, w1, lowest, zero, y, argmax):
     k = cuda.grid(1)
-    n_rois, channels, pooled_h, pooled_w = y.shape
-    if k >= n_rois * channels * pooled_h * pooled_w:
+    if k >= y.size:
         return
-    pw, ph = k % pooled_w, (k // pooled_w) % pooled_h
-    c, r = (k // (pooled_w * pooled_h)) % channels, k // (pooled_w * pooled_h * channels)
+    r, c, ph, pw = unravel4(k, y.shape)
     b, width = batch[r], x.shape[3]
     empty = h1[r, ph] <= h0[r, ph] or w1[r, pw] <= w0[r, pw]
     best = zero if empty else lowest  # empty bin: 0, and no gradient
@@ -48,13 +47,11 @@ def _forward_kernel(x, batch, h0, h1, w0, w1, lowest, zero, y, argmax):
 @cuda.jit
 def _backward_kernel(dy, argmax, batch, h0, h1, w0, w1, zero, dx):
     k = cuda.grid(1)
-    n_images, channels, height, width = dx.shape
-    if k >= n_images * channels * height * width:
+    if k >= dx.size:
         return
-    w, h = k % width, (k // width) % height
-    c, n = (k // (width * height)) % channels, k // (width * height * channels)
+    n, c, h, w = unravel4(k, dx.shape)
     n_rois, _, pooled_h, pooled_w = dy.shape
-    flat = h * width + w
+    flat = h * dx.shape[3] + w  # as the forward's argmax: h * W + w
     total = zero
     for r in range(n_rois):
         # bin edges grow with the bin index: the first and last bins bound the RoI

@@ -24,10 +24,8 @@ import math
 import numbers
 import os
 
-import numpy
-
-from .dataset import DetectionDataset, make_target
-from .images import read_image
+from .dataset import DetectionDataset, copy_target, make_target
+from .images import read_annotated_image
 
 __all__ = ["CocoDataset"]
 
@@ -219,15 +217,7 @@ class CocoDataset(DetectionDataset):
 
     def _get(self, index):
         record = self._images[index]
-        try:
-            image = read_image(self.paths[index])
-        except (OSError, ValueError) as exc:
-            raise type(exc)(f"{self._where_image(index)}: {exc}") from exc
-        if image.shape[:2] != (record["height"], record["width"]):
-            raise ValueError(
-                f"{self._where_image(index)}: image file {self.paths[index]} "
-                f"is {image.shape[1]}x{image.shape[0]} (WxH) but the record "
-                f"says width {record['width']}, height {record['height']}")
-        target = self._targets[index]
-        return image, {k: (v.copy() if isinstance(v, numpy.ndarray) else v)
-                       for k, v in target.items()}
+        image = read_annotated_image(
+            self.paths[index], (record["height"], record["width"]),
+            self._where_image(index), "the record")
+        return image, copy_target(self._targets[index])

@@ -64,6 +64,14 @@ def make_target(boxes, labels, difficult=None, image_id=None):
             "image_id": image_id}
 
 
+def copy_target(target):
+    """A copy of a stored target dict whose arrays (``"boxes"`` (K, 4),
+    ``"labels"`` (K,), ``"difficult"`` (K,)) the caller may change: loaders
+    keep their parsed targets and hand out copies."""
+    return {k: (v.copy() if isinstance(v, numpy.ndarray) else v)
+            for k, v in target.items()}
+
+
 def drop_difficult(target):
     """The target without its difficult (ignored) objects, for training.
 

@@ -24,11 +24,10 @@ import os
 import numpy
 from PIL import Image
 
-from .dataset import DetectionDataset, make_target
+from .dataset import make_target
 from .images import read_image
-from .synth import (check_image_size, check_num_images, check_seed,
-                    draw_image_size, log_uniform, paste_sprites, tight_crop,
-                    to_uint8)
+from .synth import (ToyDataset, draw_image_size, log_uniform, paste_sprites,
+                    tight_crop, to_uint8)
 
 __all__ = ["DigitsDataset", "render_digits", "DIGIT_CLASSES"]
 
@@ -145,7 +144,7 @@ def render_digits(rng, image_size=(128, 320), digit_size=(24, 80),
     return to_uint8(rng, canvas), make_target(boxes, labels), masks
 
 
-class DigitsDataset(DetectionDataset):
+class DigitsDataset(ToyDataset):
     """``num_images`` generated digits images (see the module docstring).
 
     Parameters
@@ -165,13 +164,12 @@ class DigitsDataset(DetectionDataset):
     """
 
     class_names = DIGIT_CLASSES
+    render = staticmethod(render_digits)
 
     def __init__(self, num_images, seed=0, image_size=(128, 320),
                  digit_size=(24, 80), max_objects=6, max_iou=0.1):
         _require_extras()
-        self.num_images = check_num_images(num_images)
-        self.seed = check_seed(seed)
-        lo, hi = check_image_size(image_size)
+        lo, hi = self._check_common(num_images, seed, image_size)
         if not 8 <= digit_size[0] <= digit_size[1] <= (lo - 2) / 1.25 ** 0.5:
             raise ValueError(
                 f"digit_size must be (lo, hi) with 8 <= lo <= hi <= "
@@ -180,12 +178,3 @@ class DigitsDataset(DetectionDataset):
                             digit_size=tuple(float(v) for v in digit_size),
                             max_objects=int(max_objects),
                             max_iou=float(max_iou))
-
-    def __len__(self):
-        return self.num_images
-
-    def _get(self, index):
-        rng = numpy.random.default_rng([self.seed, index])
-        image, target, _ = render_digits(rng, **self.options)
-        target["image_id"] = index
-        return image, target

@@ -22,7 +22,7 @@ from PIL import Image
 
 from ..checks import check_array
 
-__all__ = ["read_image", "write_png"]
+__all__ = ["read_image", "read_annotated_image", "write_png"]
 
 
 def _to_rgb(img, path):
@@ -79,6 +79,48 @@ def read_image(path):
     except (OSError, SyntaxError) as exc:  # Pillow's "cannot identify"
         raise ValueError(f"{path}: cannot read image: {exc}") from exc
     return numpy.ascontiguousarray(rgb)
+
+
+def read_annotated_image(path, size, where, size_source):
+    """Read an image file that an annotation describes, as RGB, and hold it
+    to the annotation's size.
+
+    Shapes: ``H, W`` the image's height and width in pixels.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The image file.
+    size : (int, int)
+        (H, W) as the annotation gives it.
+    where : str
+        The annotation (file, record) naming the image: the start of every
+        error message.
+    size_source : str
+        What in the annotation gives ``size`` ("the record", "field
+        'size'"), for the message.
+
+    Returns
+    -------
+    image : (H, W, 3) uint8 ndarray
+        As :func:`read_image`.
+
+    Raises
+    ------
+    FileNotFoundError, ValueError
+        As :func:`read_image`, the message prefixed by ``where``; ValueError
+        also if the file's (H, W) is not ``size``.
+    """
+    try:
+        image = read_image(path)
+    except (OSError, ValueError) as exc:
+        raise type(exc)(f"{where}: {exc}") from exc
+    if image.shape[:2] != size:
+        h, w = size
+        raise ValueError(
+            f"{where}: image file {path} is {image.shape[1]}x{image.shape[0]} "
+            f"(WxH) but {size_source} says width {w}, height {h}")
+    return image
 
 
 def write_png(path, image):

@@ -20,9 +20,8 @@ import math
 
 import numpy
 
-from .dataset import DetectionDataset, make_target
-from .synth import (check_image_size, check_num_images, check_seed,
-                    draw_image_size, log_uniform, paste_sprites,
+from .dataset import make_target
+from .synth import (ToyDataset, draw_image_size, log_uniform, paste_sprites,
                     smooth_noise, tight_crop, to_uint8)
 
 __all__ = ["ShapesDataset", "render_shapes", "SHAPE_CLASSES"]
@@ -134,7 +133,7 @@ def render_shapes(rng, image_size=(128, 320), object_size=(16, 96),
     return to_uint8(rng, canvas), make_target(boxes, labels), masks
 
 
-class ShapesDataset(DetectionDataset):
+class ShapesDataset(ToyDataset):
     """``num_images`` generated shapes images (see the module docstring).
 
     Parameters
@@ -149,12 +148,11 @@ class ShapesDataset(DetectionDataset):
     """
 
     class_names = SHAPE_CLASSES
+    render = staticmethod(render_shapes)
 
     def __init__(self, num_images, seed=0, image_size=(128, 320),
                  object_size=(16, 96), max_objects=6, max_iou=0.1):
-        self.num_images = check_num_images(num_images)
-        self.seed = check_seed(seed)
-        lo, hi = check_image_size(image_size)
+        lo, hi = self._check_common(num_images, seed, image_size)
         if not 1 <= object_size[0] <= object_size[1] <= lo - 2:
             raise ValueError(
                 f"object_size must be (lo, hi) with 1 <= lo <= hi <= "
@@ -166,12 +164,3 @@ class ShapesDataset(DetectionDataset):
                             object_size=tuple(float(v) for v in object_size),
                             max_objects=int(max_objects),
                             max_iou=float(max_iou))
-
-    def __len__(self):
-        return self.num_images
-
-    def _get(self, index):
-        rng = numpy.random.default_rng([self.seed, index])
-        image, target, _ = render_shapes(rng, **self.options)
-        target["image_id"] = index
-        return image, target

@@ -7,6 +7,9 @@ edges, so the object's box is exactly its pasted extent:
 column ``x0 + w - 1`` ends at ``x0 + w``). Objects are never cut by the
 image border. Every random draw comes from the ``rng`` passed in, so an
 image is a pure function of its generator's seed.
+
+:class:`ToyDataset` is the common dataset class: image ``i`` of a toy
+dataset is drawn from ``numpy.random.default_rng([seed, i])``.
 """
 import colorsys
 import numbers
@@ -14,9 +17,11 @@ import numbers
 import numpy
 from PIL import Image
 
+from .dataset import DetectionDataset, copy_target
+
 __all__ = ["check_seed", "check_num_images", "check_image_size",
            "draw_image_size", "log_uniform", "box_iou", "tight_crop",
-           "smooth_noise", "paste_sprites", "to_uint8"]
+           "smooth_noise", "paste_sprites", "to_uint8", "ToyDataset"]
 
 
 def check_seed(seed):
@@ -193,3 +198,39 @@ def to_uint8(rng, canvas, noise_std=3.0):
     round to (H, W, 3) uint8."""
     noisy = canvas + rng.normal(0.0, noise_std, size=canvas.shape)
     return numpy.clip(numpy.rint(noisy), 0, 255).astype(numpy.uint8)
+
+
+class ToyDataset(DetectionDataset):
+    """Base class of the generated datasets: image ``i`` is
+    ``render(default_rng([seed, i]), **options)``, so indexing is
+    random-access and independent of the order images are asked for.
+
+    Subclasses set ``class_names`` and ``render`` (a ``render_*(rng,
+    **options) -> (image, target, masks)`` function, as a staticmethod) and,
+    in ``__init__``, call :meth:`_check_common` and then set ``options``.
+    """
+
+    render = None
+
+    def _check_common(self, num_images, seed, image_size):
+        """Check and store ``num_images`` and ``seed``; return the checked
+        ``image_size`` as ``(lo, hi)`` ints."""
+        self.num_images = check_num_images(num_images)
+        self.seed = check_seed(seed)
+        return check_image_size(image_size)
+
+    def __len__(self):
+        return self.num_images
+
+    def _get(self, index):
+        # Rendering costs tens of milliseconds, a sizeable part of a toy
+        # training step, so each image is drawn once and kept (a few hundred
+        # images are tens of MB). Callers get copies: the cache stays pristine.
+        memo = self.__dict__.setdefault("_memo", {})
+        if index not in memo:
+            rng = numpy.random.default_rng([self.seed, index])
+            image, target, _ = self.render(rng, **self.options)
+            target["image_id"] = index
+            memo[index] = (image, target)
+        image, target = memo[index]
+        return image.copy(), copy_target(target)

@@ -29,10 +29,8 @@ import math
 import os
 import xml.etree.ElementTree as ET
 
-import numpy
-
-from .dataset import DetectionDataset, make_target
-from .images import read_image
+from .dataset import DetectionDataset, copy_target, make_target
+from .images import read_annotated_image
 
 __all__ = ["VocDataset", "VOC_CLASSES"]
 
@@ -184,16 +182,6 @@ class VocDataset(DetectionDataset):
     def _get(self, index):
         xml = os.path.join(self.root, "Annotations",
                            f"{self.image_ids[index]}.xml")
-        try:
-            image = read_image(self.paths[index])
-        except (OSError, ValueError) as exc:
-            raise type(exc)(f"{xml}: {exc}") from exc
-        if image.shape[:2] != self._sizes[index]:
-            h, w = self._sizes[index]
-            raise ValueError(
-                f"{xml}: image file {self.paths[index]} is "
-                f"{image.shape[1]}x{image.shape[0]} (WxH) but field 'size' "
-                f"says width {w}, height {h}")
-        target = self._targets[index]
-        return image, {k: (v.copy() if isinstance(v, numpy.ndarray) else v)
-                       for k, v in target.items()}
+        image = read_annotated_image(self.paths[index], self._sizes[index],
+                                     xml, "field 'size'")
+        return image, copy_target(self._targets[index])

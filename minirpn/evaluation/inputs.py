@@ -109,14 +109,19 @@ def _difficult(entry, name, count):
                     f"got dtype {x.dtype} with values {numpy.unique(x)}")
 
 
+def _entry_boxes(entry, where, keys, optional=""):
+    """Require ``entry`` to be a dict; return its boxes, (B, 4) float64 (B
+    sizes the entry's other arrays). ``optional`` names optional keys in the
+    message."""
+    if not isinstance(entry, Mapping):
+        raise TypeError(f"{where} must be a dict with keys {', '.join(keys)}"
+                        f"{optional}, got {type(entry).__name__}")
+    return _boxes(_field(entry, "boxes", where, keys), f"{where}['boxes']")
+
+
 def _detection(entry, i):
     where = f"detections[{i}]"
-    if not isinstance(entry, Mapping):
-        raise TypeError(f"{where} must be a dict with keys "
-                        f"{', '.join(DETECTION_KEYS)}, "
-                        f"got {type(entry).__name__}")
-    boxes = _boxes(_field(entry, "boxes", where, DETECTION_KEYS),
-                   f"{where}['boxes']")
+    boxes = _entry_boxes(entry, where, DETECTION_KEYS)
     count = boxes.shape[0]
     scores = _scores(_field(entry, "scores", where, DETECTION_KEYS),
                      f"{where}['scores']", count)
@@ -127,12 +132,8 @@ def _detection(entry, i):
 
 def _truth(entry, i):
     where = f"ground_truths[{i}]"
-    if not isinstance(entry, Mapping):
-        raise TypeError(f"{where} must be a dict with keys "
-                        f"{', '.join(TRUTH_KEYS)} (and optionally "
-                        f"difficult), got {type(entry).__name__}")
-    boxes = _boxes(_field(entry, "boxes", where, TRUTH_KEYS),
-                   f"{where}['boxes']")
+    boxes = _entry_boxes(entry, where, TRUTH_KEYS,
+                         " (and optionally difficult)")
     count = boxes.shape[0]
     labels = _labels(_field(entry, "labels", where, TRUTH_KEYS),
                      f"{where}['labels']", count)

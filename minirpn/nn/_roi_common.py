@@ -22,6 +22,7 @@ from ..checks import check_array, check_float_array, check_same_dtype, first_bad
 
 __all__ = ["on_gpu", "kernel_threads", "transpose_into", "check_roi_inputs", "output_pair",
            "check_spatial_scale", "check_sampling_ratio", "check_aligned", "check_upstream",
+           "check_forward_args", "check_backward_args",
            "round_half_away", "FLT_MAX",
            "roi_pool_reference_forward", "roi_pool_reference_backward",
            "roi_align_reference_forward", "roi_align_reference_backward"]
@@ -153,6 +154,24 @@ def check_upstream(dy, shape, dtype):
     if dy.dtype != dtype:
         raise TypeError(f"dy must have the dtype of the forward output ({dtype}), "
                         f"got {dy.dtype}")
+
+
+def check_forward_args(features, rois, output_size, spatial_scale):
+    """The checks that open both layers' forwards, in order: one device
+    (:func:`on_gpu`), features and rois, output_size, spatial_scale.
+    Returns (gpu flag, (N, C, H, W), (PH, PW), scale as float)."""
+    gpu = on_gpu(("features", features), ("rois", rois))
+    return (gpu, check_roi_inputs(features, rois), output_pair(output_size),
+            check_spatial_scale(spatial_scale))
+
+
+def check_backward_args(dy, cached, shape, dtype):
+    """The checks that open both layers' backwards: ``dy`` on the device of
+    ``cached`` (an array of the forward's cache), with the forward output's
+    ``shape`` and ``dtype``. Returns the gpu flag."""
+    gpu = on_gpu(("dy", dy), ("the forward's cache", cached))
+    check_upstream(dy, shape, dtype)
+    return gpu
 
 
 def round_half_away(v):

@@ -48,7 +48,27 @@ class Sequential(Module):
         return dout
 
 
-class Conv2d(Module):
+class _WeightBias(Module):
+    """A layer owning ``weight`` and ``bias`` (Conv2d, Linear)."""
+
+    def _add_weight_bias(self, shape, out, std, rng, dtype):
+        """weight of ``shape``: He initialisation when ``std`` is None, else
+        N(0, std^2); bias (out,) zeros."""
+        w = init.he_normal(shape, rng, dtype) if std is None \
+            else init.normal(shape, std, rng, dtype)
+        self.add_parameter("weight", w)
+        self.add_parameter("bias", init.zeros((out,), dtype))
+
+    @property
+    def weight(self):
+        return self._params["weight"]
+
+    @property
+    def bias(self):
+        return self._params["bias"]
+
+
+class Conv2d(_WeightBias):
     """2-D convolution, weight (F, C, KH, KW), bias (F,).
 
     Parameters
@@ -73,19 +93,8 @@ class Conv2d(Module):
         kh, kw = (kernel_size, kernel_size) if np.isscalar(kernel_size) \
             else tuple(kernel_size)
         self.stride, self.padding = stride, padding
-        shape = (out_channels, in_channels, kh, kw)
-        w = init.he_normal(shape, rng, dtype) if std is None \
-            else init.normal(shape, std, rng, dtype)
-        self.add_parameter("weight", w)
-        self.add_parameter("bias", init.zeros((out_channels,), dtype))
-
-    @property
-    def weight(self):
-        return self._params["weight"]
-
-    @property
-    def bias(self):
-        return self._params["bias"]
+        self._add_weight_bias((out_channels, in_channels, kh, kw), out_channels,
+                              std, rng, dtype)
 
     def extra_repr(self):
         f, c, kh, kw = self.weight.shape
@@ -103,7 +112,7 @@ class Conv2d(Module):
         return dx
 
 
-class Linear(Module):
+class Linear(_WeightBias):
     """Fully connected layer ``y = x @ w + b``, weight (IN, OUT), bias (OUT,).
 
     The weight is stored input-major (IN, OUT), unlike PyTorch's (OUT, IN).
@@ -113,19 +122,8 @@ class Linear(Module):
     def __init__(self, in_features, out_features, std=None, rng=None,
                  dtype="float32"):
         super().__init__()
-        shape = (in_features, out_features)
-        w = init.he_normal(shape, rng, dtype) if std is None \
-            else init.normal(shape, std, rng, dtype)
-        self.add_parameter("weight", w)
-        self.add_parameter("bias", init.zeros((out_features,), dtype))
-
-    @property
-    def weight(self):
-        return self._params["weight"]
-
-    @property
-    def bias(self):
-        return self._params["bias"]
+        self._add_weight_bias((in_features, out_features), out_features, std,
+                              rng, dtype)
 
     def extra_repr(self):
         return f"{self.weight.shape[0]}, {self.weight.shape[1]}"

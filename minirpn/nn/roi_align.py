@@ -36,9 +36,8 @@ import numba
 import numpy as np
 
 from ..backend import get_array_module
-from ._roi_common import (check_aligned, check_roi_inputs, check_sampling_ratio,
-                          check_spatial_scale, check_upstream, kernel_threads, on_gpu,
-                          output_pair, transpose_into)
+from ._roi_common import (check_aligned, check_backward_args, check_forward_args,
+                          check_sampling_ratio, kernel_threads, transpose_into)
 
 __all__ = ["roi_align_forward", "roi_align_backward"]
 
@@ -248,10 +247,8 @@ def roi_align_forward(features, rois, output_size=(7, 7), spatial_scale=1 / 16,
         On bad arguments (see :mod:`minirpn.nn._roi_common`), or numpy and
         CuPy arrays mixed.
     """
-    gpu = on_gpu(("features", features), ("rois", rois))
-    n, c, h, w = check_roi_inputs(features, rois)
-    pooled = output_pair(output_size)
-    scale = check_spatial_scale(spatial_scale)
+    gpu, (n, c, h, w), pooled, scale = check_forward_args(features, rois, output_size,
+                                                          spatial_scale)
     sampling_ratio = check_sampling_ratio(sampling_ratio)
     aligned = check_aligned(aligned)
     batch = rois[:, 0].astype(np.int64)
@@ -286,8 +283,7 @@ def roi_align_backward(dy, cache):
         Each sample's share ``dy * w / count`` summed onto its 4 taps.
     """
     n, c, h, w = cache["features_shape"]
-    gpu = on_gpu(("dy", dy), ("the forward's cache", cache["batch"]))
-    check_upstream(dy, cache["output_shape"], cache["dtype"])
+    gpu = check_backward_args(dy, cache["batch"], cache["output_shape"], cache["dtype"])
     if gpu:
         from ..cuda import roi_align_kernel
         xp = get_array_module(dy)

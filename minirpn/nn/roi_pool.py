@@ -34,8 +34,8 @@ import numba
 import numpy as np
 
 from ..backend import get_array_module
-from ._roi_common import (FLT_MAX, check_roi_inputs, check_spatial_scale, check_upstream,
-                          kernel_threads, on_gpu, output_pair, transpose_into)
+from ._roi_common import (FLT_MAX, check_backward_args, check_forward_args, kernel_threads,
+                          transpose_into)
 
 __all__ = ["roi_pool_forward", "roi_pool_backward"]
 
@@ -156,10 +156,8 @@ def roi_pool_forward(features, rois, output_size=(7, 7), spatial_scale=1 / 16):
         On bad arguments (see :mod:`minirpn.nn._roi_common`), or numpy and
         CuPy arrays mixed.
     """
-    gpu = on_gpu(("features", features), ("rois", rois))
-    n, c, h, w = check_roi_inputs(features, rois)
-    pooled_h, pooled_w = output_pair(output_size)
-    scale = check_spatial_scale(spatial_scale)
+    gpu, (n, c, h, w), (pooled_h, pooled_w), scale = check_forward_args(
+        features, rois, output_size, spatial_scale)
     xp = get_array_module(features)
     h0, h1 = _bin_edges(xp, rois[:, 2], rois[:, 4], scale, pooled_h, h)
     w0, w1 = _bin_edges(xp, rois[:, 1], rois[:, 3], scale, pooled_w, w)
@@ -197,8 +195,7 @@ def roi_pool_backward(dy, cache):
         (summed where bins or RoIs share a maximum); zero elsewhere.
     """
     argmax, batch = cache["argmax"], cache["batch"]
-    gpu = on_gpu(("dy", dy), ("the forward's cache", argmax))
-    check_upstream(dy, argmax.shape, cache["dtype"])
+    gpu = check_backward_args(dy, argmax, argmax.shape, cache["dtype"])
     n, c, h, w = cache["features_shape"]
     if gpu:
         from ..cuda import roi_pool_kernel

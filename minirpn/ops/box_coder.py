@@ -12,8 +12,6 @@ coordinates, no +1). Written once against ``xp``: runs on numpy and cupy.
 """
 import math
 
-import numpy
-
 from ..backend import get_array_module
 from ..checks import check_float_array, check_same_dtype, first_bad_row
 from .boxes import _format_row, check_boxes

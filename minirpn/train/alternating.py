@@ -26,15 +26,14 @@ The result is B: one network whose RPN and detector share convolutions.
 Freezing uses the modules' ``freeze``/``unfreeze``; each stage's optimizer
 is built from ``parameters(trainable_only=True)``.
 """
-from ..backend import to_numpy
-from ..rpn import foreground_probability
 from .stages import Stage
 
 __all__ = ["alternating_stages", "rpn_proposals"]
 
 
 def rpn_proposals(model, images):
-    """Proposals of ``model``'s RPN for raw images, in original pixels.
+    """Proposals of ``model``'s RPN for raw images, in original pixels, with
+    the training proposal settings: ``model.proposals(images, training=True)``.
 
     Shapes: P_i proposals of image i (at most the config's
     ``rpn_post_nms_top_n_train``).
@@ -48,19 +47,12 @@ def rpn_proposals(model, images):
     Returns
     -------
     list of (P_i, 4) numpy arrays in the model's dtype
-        Boxes (x1, y1, x2, y2) in each image's original pixels, as
-        ``forward_train(..., proposals=...)`` takes them.
+        As :meth:`minirpn.FasterRCNN.proposals`: what
+        ``forward_train(..., proposals=...)`` takes.
     """
-    model.eval()
-    batch = model.preprocess(images)
-    features = model.features(batch.images, keep_cache=False)
-    scores, deltas = model.rpn(features)
     # training=True: step 2 samples RoIs from as many proposals as joint
     # training would (py-faster-rcnn's rpn_generate keeps 2000 per image).
-    proposals = model.propose(foreground_probability(scores), deltas,
-                              model.anchors(*features.shape[2:]), batch, training=True)
-    model.clear_caches()
-    return [batch.to_original(i, to_numpy(p.boxes)) for i, p in enumerate(proposals)]
+    return model.proposals(images, training=True)
 
 
 def alternating_stages(a, b, fractions, rpn_init="copy"):
