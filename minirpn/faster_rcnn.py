@@ -32,7 +32,7 @@ from .ops import check_boxes
 from .preprocess import check_images, check_targets, preprocess
 from .proposal_targets import sample_proposals
 from .proposals import ProposalLayer
-from .roi_head import RoIHead
+from .roi_head import RoIHead, batch_rois
 from .rpn import RPNHead, foreground_probability
 from .step_through import Trace
 
@@ -164,17 +164,8 @@ class FasterRCNN(Module):
 
     def network_targets(self, batch, targets):
         """GT boxes scaled into the network's pixels, in the model's dtype."""
-        xp = get_array_module(batch.images)
-        return [xp.asarray(batch.to_network(i, t["boxes"]), dtype=self.config.dtype)
+        return [batch.network_boxes(i, t["boxes"], self.config.dtype)
                 for i, t in enumerate(targets)]
-
-    @staticmethod
-    def batch_rois(boxes_per_image):
-        """Stack per-image (R_i, 4) boxes into (R, 5) ``[i, x1, y1, x2, y2]``."""
-        xp = get_array_module(boxes_per_image[0])
-        return xp.concatenate([
-            xp.concatenate([xp.full((len(b), 1), i, dtype=b.dtype), b], axis=1)
-            for i, b in enumerate(boxes_per_image)], axis=0)
 
     # ---- training ----------------------------------------------------------------
     def forward_train(self, images, targets, rng=None, *, parts=("rpn", "head"),
@@ -249,9 +240,9 @@ class FasterRCNN(Module):
         if len(proposals) != len(batch.scales):
             raise ValueError(f"proposals must hold one (P, 4) array per image "
                              f"({len(batch.scales)}), got {len(proposals)}")
-        xp = get_array_module(batch.images)
-        return [xp.asarray(batch.to_network(i, check_boxes(
-                    np.asarray(to_numpy(p), dtype=self.config.dtype), f"proposals[{i}]")))
+        dtype = self.config.dtype
+        return [batch.network_boxes(i, check_boxes(
+                    np.asarray(to_numpy(p), dtype=dtype), f"proposals[{i}]"), dtype)
                 for i, p in enumerate(proposals)]
 
     def compute_losses(self, features, scores, deltas, anchor_labels, sampled, rng):
@@ -270,7 +261,7 @@ class FasterRCNN(Module):
                 xp.concatenate([a.labels for a in anchor_labels]),
                 xp.concatenate([a.bbox_targets for a in anchor_labels]), c.rpn_sigma)
         if sampled is not None:
-            rois = self.batch_rois([s.rois for s in sampled])
+            rois = batch_rois([s.rois for s in sampled])
             class_scores, box_deltas = self.roi_head.forward(features, rois, rng)
             values["roi_cls"], values["roi_box"], head_cache = head_losses(
                 class_scores, box_deltas, xp.concatenate([s.labels for s in sampled]),
@@ -303,6 +294,41 @@ class FasterRCNN(Module):
         self.backbone.backward(dfeatures)
 
     # ---- inference ------------------------------------------------------------------
+    def proposals(self, images, training=False):
+        """RPN proposals for raw images, in original pixels.
+
+        Shapes: P_i proposals of image i (at most the config's
+        ``rpn_post_nms_top_n_test``; ``_train`` with ``training=True``).
+
+        Parameters
+        ----------
+        images : list of (H_i, W_i, 3) uint8 or float arrays
+        training : bool
+            Use the training proposal settings (pre/post-NMS top-N "train");
+            the network runs in eval mode either way, and its caches are
+            cleared afterwards.
+
+        Returns
+        -------
+        list of (P_i, 4) numpy arrays in the model's dtype
+            Boxes (x1, y1, x2, y2) in each image's original pixels, as
+            ``forward_train(..., proposals=...)`` takes them.
+        """
+        batch, _, proposals = self._eval_proposals(images, training)
+        self.clear_caches()
+        return [batch.original_boxes(i, p.boxes) for i, p in enumerate(proposals)]
+
+    def _eval_proposals(self, images, training):
+        """Stages 0-4 in eval mode, no caches kept for backward: returns the
+        batch, the features and each image's proposals (network pixels)."""
+        self.eval()
+        batch = self.preprocess(images)
+        features = self.features(batch.images, keep_cache=False)
+        scores, deltas = self.rpn(features)
+        proposals = self.propose(foreground_probability(scores), deltas,
+                                 self.anchors(*features.shape[2:]), batch, training=training)
+        return batch, features, proposals
+
     def detect(self, images, score_threshold=None):
         """Detect objects in raw images.
 
@@ -318,12 +344,7 @@ class FasterRCNN(Module):
             ``boxes`` (D, 4) float, ``scores`` (D,) float, ``labels`` (D,)
             int64 in 1..C, sorted by score.
         """
-        self.eval()
-        batch = self.preprocess(images)
-        features = self.features(batch.images, keep_cache=False)
-        scores, deltas = self.rpn(features)
-        proposals = self.propose(foreground_probability(scores), deltas,
-                                 self.anchors(*features.shape[2:]), batch, training=False)
+        batch, features, proposals = self._eval_proposals(images, training=False)
         heads = self.head_outputs(features, [p.boxes for p in proposals])
         self.clear_caches()
         return [self.to_detections(batch, i, proposals[i].boxes, *heads[i],
@@ -332,7 +353,7 @@ class FasterRCNN(Module):
     def head_outputs(self, features, rois_per_image):
         """Run the head on each image's RoIs; returns [(scores, deltas), ...]."""
         class_scores, box_deltas = self.roi_head.forward(
-            features, self.batch_rois(rois_per_image))
+            features, batch_rois(rois_per_image))
         bounds = np.cumsum([0] + [len(r) for r in rois_per_image])
         return [(class_scores[a:b], box_deltas[a:b])
                 for a, b in zip(bounds[:-1], bounds[1:])]
@@ -345,12 +366,8 @@ class FasterRCNN(Module):
         det = postprocess_detections(
             class_scores, box_deltas, rois, batch.image_sizes[i], c.box_stds,
             threshold, c.nms_threshold, c.detections_per_image)
-        H, W = batch.original_sizes[i]
-        boxes = batch.to_original(i, to_numpy(det["boxes"]))
-        # Undo the resize; rounding of the resized size can push an edge a
-        # hair past the original border.
-        np.clip(boxes, 0, [W, H, W, H], out=boxes)
-        return {"boxes": boxes, "scores": to_numpy(det["scores"]),
+        return {"boxes": batch.original_boxes(i, det["boxes"]),
+                "scores": to_numpy(det["scores"]),
                 "labels": to_numpy(det["labels"])}
 
     def clear_caches(self):

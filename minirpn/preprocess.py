@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
-from .backend import array_module, to_numpy
+from .backend import array_module, get_array_module, to_numpy
 
 __all__ = ["PreprocessedBatch", "compute_scale", "resize_image",
            "check_images", "check_targets", "preprocess"]
@@ -55,6 +55,20 @@ class PreprocessedBatch:
     def to_original(self, i, boxes):
         """Scale (K, 4) boxes of image i from network to original pixels."""
         return boxes / self.box_factors(i).astype(boxes.dtype)
+
+    def network_boxes(self, i, boxes, dtype):
+        """(K, 4) boxes of image i in original pixels -> network pixels, as
+        an array of ``dtype`` beside the batch's images (numpy or cupy)."""
+        xp = get_array_module(self.images)
+        return xp.asarray(self.to_network(i, np.asarray(to_numpy(boxes), dtype=dtype)))
+
+    def original_boxes(self, i, boxes):
+        """(K, 4) boxes of image i in network pixels -> a numpy array in
+        original pixels, clipped to the original image (the rounding of the
+        resized size can push an edge a hair past the border)."""
+        H, W = self.original_sizes[i]
+        boxes = self.to_original(i, to_numpy(boxes))
+        return np.clip(boxes, 0, np.array([W, H, W, H], dtype=boxes.dtype))
 
 
 def compute_scale(height, width, target_size, max_size):

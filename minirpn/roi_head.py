@@ -19,11 +19,21 @@ exact gradient through the coordinates is "quite tricky".
 """
 import numpy as np
 
+from .backend import get_array_module
 from .nn import Dropout, Flatten, Linear, Module, ReLU
 from .nn import functional as F
 from .nn.crop_pool import crop_pool_backward, crop_pool_forward
 
-__all__ = ["RoIHead", "crop_features", "crop_features_backward"]
+__all__ = ["RoIHead", "batch_rois", "crop_features", "crop_features_backward"]
+
+
+def batch_rois(boxes_per_image):
+    """Stack per-image (R_i, 4) boxes into (R, 5) rows ``[i, x1, y1, x2, y2]``,
+    the layout the crop layers take."""
+    xp = get_array_module(boxes_per_image[0])
+    return xp.concatenate([
+        xp.concatenate([xp.full((len(b), 1), i, dtype=b.dtype), b], axis=1)
+        for i, b in enumerate(boxes_per_image)], axis=0)
 
 
 def crop_features(method, features, rois, output_size, spatial_scale,

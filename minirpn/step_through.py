@@ -21,6 +21,7 @@ import numpy as np
 from .backend import to_numpy
 from .detections import class_boxes, class_probabilities
 from .preprocess import check_images, check_targets
+from .roi_head import batch_rois
 from .rpn import foreground_probability
 
 __all__ = ["Stage", "Trace", "STAGE_OUTPUTS"]
@@ -160,7 +161,7 @@ class Trace:
         if self.target is not None:
             yield from self._training_stages(batch, features, scores, deltas,
                                              anchors, proposals)
-        crops, _ = m.roi_head.crop(features, m.batch_rois([proposals.boxes]))
+        crops, _ = m.roi_head.crop(features, batch_rois([proposals.boxes]))
         yield Stage("roi_features", f"{c.crop_method}: {tuple(crops.shape)}",
                     dict(rois=proposals.boxes, crops=crops))
         class_scores, box_deltas = m.head_outputs(features, [proposals.boxes])[0]

@@ -91,22 +91,25 @@ def locate(lengths, step):
     raise ValueError(f"step {step} lies past the end of the run ({start} steps)")
 
 
-def estimate_step_seconds(stages, dataset, batch_size, seed):
+def estimate_step_seconds(stages, dataset, batch_size, seed, timed_steps=3):
     """Seconds one step takes, averaged over the stages by their fractions.
 
     Each stage's work (loading a batch, proposals from another network,
-    ``forward_train``, ``backward``) runs twice on the first images of the
-    dataset and the second run is timed (the first pays for warming caches
-    and loading compiled kernels). Nothing is updated and the run's own
+    ``forward_train``, ``backward``) runs once to warm caches and load
+    compiled kernels, then ``timed_steps`` times on batches spread over the
+    dataset (image sizes vary, and so does the cost of a step); the mean of
+    the timed runs is the estimate. Nothing is updated and the run's own
     generator is not touched (a throwaway one drives the sampling), so the
     probe does not change the results of the run that follows; gradients
     are zeroed afterwards.
     """
     rng = np.random.default_rng([seed, 1])
-    indices = [i % len(dataset) for i in range(batch_size)]
+    starts = np.linspace(0, len(dataset), timed_steps + 1, endpoint=False).astype(int)
     seconds = []
     for stage in stages:
-        for _ in range(2):
+        elapsed = []
+        for start_index in starts:
+            indices = [(start_index + i) % len(dataset) for i in range(batch_size)]
             start = time.perf_counter()
             items = [dataset[i] for i in indices]
             images = [image for image, _ in items]
@@ -115,8 +118,8 @@ def estimate_step_seconds(stages, dataset, batch_size, seed):
             stage.model.forward_train(images, targets, rng, parts=stage.parts,
                                       proposals=proposals)
             stage.model.backward()
-            elapsed = time.perf_counter() - start
+            elapsed.append(time.perf_counter() - start)
         stage.model.zero_grad()
-        seconds.append(elapsed)
+        seconds.append(float(np.mean(elapsed[1:])))  # the first one warms up
     weights = [s.fraction for s in stages]
     return float(np.dot(weights, seconds) / sum(weights))
