@@ -78,7 +78,8 @@ def _add_train(sub):
     budget.add_argument("--minutes", type=float, help="wall-clock budget")
     p.add_argument("--scheme", choices=("joint", "alternating"), default="joint")
     p.add_argument("--batch-size", type=int, default=2)
-    p.add_argument("--lr", type=float, default=None, help="base learning rate")
+    p.add_argument("--lr", type=float, default=None,
+                   help="base learning rate (default 0.02 for --config toy, else 0.001)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--num-images", type=int, default=400,
                    help="images generated for shapes/digits training data")

@@ -68,13 +68,17 @@ def train_command(args):
         raise ValueError(f"--val classes {list(val.class_names)} differ from "
                          f"--data classes {list(dataset.class_names)}")
     config = load_config(args.config, dataset)
-    options = dict(scheme=args.scheme, batch_size=args.batch_size, seed=args.seed)
+    # The toy recipe (the demo's): lr 0.02 after a 100-step warm-up. A
+    # config trained from ImageNet weights would want the paper's 0.001.
+    options = dict(scheme=args.scheme, batch_size=args.batch_size, seed=args.seed,
+                   warmup_iterations=100,
+                   lr=args.lr or (0.02 if args.config == "toy" else 0.001))
     if args.iterations:
         options["iterations"] = args.iterations
     if args.minutes:
         options["minutes"] = args.minutes
-    if args.lr:
-        options["lr"] = args.lr
+        if not args.iterations:
+            options["iterations"] = None  # the budget alone sets the count
     result = train(FasterRCNN(config), dataset, args.out, TrainConfig(**options),
                    val_dataset=val, resume=args.resume, progress=not args.quiet,
                    class_names=list(dataset.class_names))

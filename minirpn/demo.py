@@ -24,7 +24,7 @@ DEMO_VAL_IMAGES = 100
 def demo_train_config(seed=0, minutes=None):
     """The demo's training schedule (tuned for about 7 minutes on 2 cores)."""
     from .train import TrainConfig
-    options = dict(iterations=1500, batch_size=2, lr=0.01, warmup_iterations=100,
+    options = dict(iterations=1400, batch_size=2, lr=0.02, warmup_iterations=100,
                    lr_steps=(0.75,), seed=seed, flip=True,
                    eval_every=0, checkpoint_every=500)
     if minutes is not None:
@@ -56,7 +56,7 @@ def run_demo(out_dir="minirpn_demo", minutes=None, seed=0, progress=True):
     images = [val_set[i][0] for i in range(8)]
     targets = [val_set[i][1] for i in range(8)]
     detections = result.model.detect(images)
-    save_figure(detection_grid(images, detections, names, targets=targets),
+    save_figure(detection_grid(images, detections, names, targets=targets, min_score=0.5),
                 os.path.join(out_dir, "detections.png"))
     save_figure(plot_loss_curves(os.path.join(out_dir, "log.jsonl")),
                 os.path.join(out_dir, "losses.png"))
