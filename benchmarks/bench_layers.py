@@ -2,31 +2,32 @@
 
 Usage::
 
-    python benchmarks/bench_layers.py [--repeat 9] [--threads 2] [--gap 0.2]
-                                      [--clock wall|cpu] [--no-torch]
+    python benchmarks/bench_layers.py [--repeat 9] [--threads 2] [--gap 0.1]
+                                      [--clock wall|cpu] [--only NAME] [--no-torch]
 
 Prints one table. Each row times the forward alone and forward + backward
-(milliseconds, median of ``--repeat`` runs, each behind a warm-up), and the peak
-memory that numpy allocates during one forward + backward (tracemalloc,
-measured in a separate run so it does not slow the timed ones). When
-``import torch`` works, the same conv runs through ``torch.nn.functional``
-(``torch.set_num_threads(--threads)``, backward by autograd with x, w and b
-all requiring gradients, as ours computes all three), and the ratio columns
-give ours / torch for forward and for forward + backward. Ours and torch
-alternate run by run (after an idle ``--gap``), and each ratio is the median
-over rounds of the ratio of two back-to-back runs, so a load spike from
-other processes hits both sides of a pair: on a busy machine compare the
-ratios, not the absolute times.
+(milliseconds, median of ``--repeat`` runs, each right behind an untimed
+call, as in a training loop), and the peak memory that numpy allocates
+during one forward + backward (tracemalloc, in a separate untimed run).
 
-On a machine shared with other jobs, ``--threads 1 --clock cpu`` gives
-steadier figures: one thread per library, timed by process CPU time, which
-other processes do not inflate.
+When ``import torch`` works, the same convs run through
+``torch.nn.functional.conv2d`` (``torch.set_num_threads(--threads)``,
+backward by autograd with x, w and b all requiring gradients, as ours
+computes all three) in a child process: sharing one heap, the two
+libraries' allocations made each other's fresh pages fault (several ms a
+call here), and their idle worker threads spun on the other's cores. Ours
+and torch alternate run by run with ``--gap`` seconds of idle between, and
+each ratio (``x`` = ours / torch) is the median over rounds of the ratio of
+two back-to-back runs, so a load spike from other processes hits both
+sides of a pair: on a busy machine compare the ratios, not the times.
+``--threads 1 --clock cpu`` (process CPU time) is steadier still.
 
 The issue's target: conv2d forward + backward within 1.5x of PyTorch CPU on
-2 threads. For RoI pooling torchvision is not installed here; the issue's
+2 threads. torchvision is not installed, so for RoI pooling the issue's
 reference figures are printed instead.
 """
 import argparse
+import multiprocessing
 import os
 import sys
 import time
@@ -52,38 +53,38 @@ ROI_FEATURES = (1, 512, 38, 50)
 IMAGE_H, IMAGE_W = 600, 800
 TORCHVISION_NOTE = ("torchvision CPU reference (from the issue, 300 rois, fwd+bwd): "
                     "roi_pool ~100 ms, roi_align ~510 ms")
+CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
 
 
-def run_timed(fns, repeat, gap, clock=time.perf_counter):
-    """Alternate the callables run by run; the ms of every timed run of each.
+def timed(f, clock):
+    """A runner: call f once untimed (warm caches, wake threads), then
+    return the ms of a second call."""
+    def run():
+        f()
+        t = clock()
+        f()
+        return 1e3 * (clock() - t)
+    return run
 
-    Idle OpenBLAS and OpenMP workers spin for a while after a call before
-    they sleep, and would steal a core from the other library's next run;
-    sleeping threads, in turn, take time to wake. So each timed run comes
-    ``gap`` seconds after the previous library's last call, right behind an
-    untimed call of its own, as in a loop that calls it back to back.
-    """
-    times = {k: [] for k in fns}
+
+def run_timed(runners, repeat, gap):
+    """Alternate the runners round by round; the ms of each run of each."""
+    times = {k: [] for k in runners}
     for _ in range(repeat):
-        for k, f in fns.items():
-            time.sleep(gap)
-            f()
-            t = clock()
-            f()
-            times[k].append(1e3 * (clock() - t))
+        for k, run in runners.items():
+            time.sleep(gap)  # idle OpenBLAS/OpenMP workers spin a while
+            times[k].append(run())
     return {k: np.array(v) for k, v in times.items()}
 
 
 def paired_ratio(ours, theirs):
-    """Median over rounds of ours / theirs, each pair timed back to back so
-    that both saw the same load; steadier than a ratio of medians."""
+    """Median over rounds of ours / theirs (back-to-back runs)."""
     return float(np.median(ours / theirs))
 
 
 def peak_mb(f):
     """Peak numpy allocation (MB) of one call, above what existed before."""
     tracemalloc.start()
-    tracemalloc.reset_peak()
     base = tracemalloc.get_traced_memory()[0]
     f()
     peak = tracemalloc.get_traced_memory()[1]
@@ -91,33 +92,78 @@ def peak_mb(f):
     return (peak - base) / 2**20
 
 
-def conv_fns(shape, filters, k, pad, rng, torch):
-    """Callables for ours (and torch's) conv forward and forward+backward."""
+# ---------------------------------------------------------------- torch
+def torch_worker(conn, threads, clock_name):
+    """Child process: build torch convs on request and time them."""
+    try:
+        import torch
+    except ImportError:
+        conn.send(False)
+        return
+    torch.set_num_threads(threads)
+    conn.send(True)
+    clock, ops = CLOCKS[clock_name], {}
+    while (msg := conn.recv())[0] != "stop":
+        if msg[0] == "setup":
+            x, w, b, dy, pad = msg[1]
+            tx, tw, tb = (torch.from_numpy(a).requires_grad_() for a in (x, w, b))
+            tdy = torch.from_numpy(dy)
+
+            def fwd():
+                with torch.no_grad():
+                    torch.nn.functional.conv2d(tx, tw, tb, padding=pad)
+
+            def fb():
+                for t in (tx, tw, tb):
+                    t.grad = None
+                torch.nn.functional.conv2d(tx, tw, tb, padding=pad).backward(tdy)
+
+            ops = {"fwd": timed(fwd, clock), "fb": timed(fb, clock)}
+            conn.send(None)
+        else:
+            conn.send(ops[msg[1]]())
+
+
+def start_torch(threads, clock_name):
+    """(connection, process) of a torch worker, or None without torch."""
+    ctx = multiprocessing.get_context("spawn")
+    conn, child = ctx.Pipe()
+    proc = ctx.Process(target=torch_worker, args=(child, threads, clock_name),
+                       daemon=True)
+    proc.start()
+    if conn.recv():
+        return conn, proc
+    proc.join()
+    return None
+
+
+def remote(conn, name):
+    def run():
+        conn.send(("run", name))
+        return conn.recv()
+    return run
+
+
+# ---------------------------------------------------------------- cases
+def conv_runners(shape, filters, k, pad, rng, clock, torch_conn):
+    """Runners for ours (and torch's) conv forward and forward+backward."""
     x = rng.standard_normal(shape, dtype=np.float32)
     w = rng.standard_normal((filters, shape[1], k, k), dtype=np.float32) * 0.05
     b = rng.standard_normal(filters, dtype=np.float32)
     y, _ = fn.conv2d_forward(x, w, b, 1, pad)
     dy = rng.standard_normal(y.shape, dtype=np.float32)
 
-    def ours_fb():
+    def fb():
         fn.conv2d_backward(dy, fn.conv2d_forward(x, w, b, 1, pad)[1])
 
-    fns = {"fwd": lambda: fn.conv2d_forward(x, w, b, 1, pad), "fb": ours_fb}
-    if torch is not None:
-        tx, tw, tb = (torch.from_numpy(a).requires_grad_() for a in (x, w, b))
-        tdy = torch.from_numpy(dy)
-
-        def torch_fwd():
-            with torch.no_grad():
-                torch.nn.functional.conv2d(tx, tw, tb, padding=pad)
-
-        def torch_fb():
-            for t in (tx, tw, tb):
-                t.grad = None
-            torch.nn.functional.conv2d(tx, tw, tb, padding=pad).backward(tdy)
-
-        fns.update(torch_fwd=torch_fwd, torch_fb=torch_fb)
-    return fns, ours_fb
+    runners = {"fwd": timed(lambda: fn.conv2d_forward(x, w, b, 1, pad), clock),
+               "fb": timed(fb, clock)}
+    if torch_conn is not None:
+        torch_conn.send(("setup", (x, w, b, dy, pad)))
+        torch_conn.recv()
+        runners.update(torch_fwd=remote(torch_conn, "fwd"),
+                       torch_fb=remote(torch_conn, "fb"))
+    return runners, fb
 
 
 def random_rois(rng, n):
@@ -129,8 +175,8 @@ def random_rois(rng, n):
     return boxes.astype(np.float32)
 
 
-def roi_fns(kind, n_rois, rng):
-    """Callables for RoI pool / RoI Align forward and forward+backward."""
+def roi_runners(kind, n_rois, rng, clock):
+    """Runners for RoI pool / RoI Align forward and forward+backward."""
     feats = rng.standard_normal(ROI_FEATURES, dtype=np.float32)
     rois = random_rois(rng, n_rois)
     if kind == "roi_pool":
@@ -148,7 +194,7 @@ def roi_fns(kind, n_rois, rng):
     def fb():
         bwd(dy, fwd()[1])
 
-    return {"fwd": fwd, "fb": fb}, fb
+    return {"fwd": timed(fwd, clock), "fb": timed(fb, clock)}, fb
 
 
 def fmt(v, width=8, spec=".2f"):
@@ -159,21 +205,18 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--repeat", type=int, default=9)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--gap", type=float, default=0.2,
-                        help="seconds of idle between the libraries' runs")
-    parser.add_argument("--clock", choices=("wall", "cpu"), default="wall",
+    parser.add_argument("--gap", type=float, default=0.1,
+                        help="seconds of idle before each timed run")
+    parser.add_argument("--clock", choices=tuple(CLOCKS), default="wall",
                         help="cpu: process CPU time (use with --threads 1)")
+    parser.add_argument("--only", default="",
+                        help="run only the cases whose name contains this")
     parser.add_argument("--no-torch", action="store_true")
     args = parser.parse_args()
-    clock = time.perf_counter if args.clock == "wall" else time.process_time
-    torch = None
-    if not args.no_torch:
-        try:
-            import torch
-            torch.set_num_threads(args.threads)
-        except ImportError:
-            torch = None
-    try:  # numpy's BLAS threads too (threadpoolctl is optional)
+    clock = CLOCKS[args.clock]
+    torch = None if args.no_torch else start_torch(args.threads, args.clock)
+    torch_conn = torch[0] if torch else None
+    try:  # numpy's BLAS threads (threadpoolctl is optional)
         from threadpoolctl import threadpool_limits
         threadpool_limits(limits=args.threads, user_api="blas")
     except ImportError:
@@ -181,31 +224,36 @@ def main():
     import numba  # the RoI kernels are numba-parallel
     numba.set_num_threads(min(args.threads, numba.config.NUMBA_NUM_THREADS))
     rng = np.random.default_rng(0)
+    print(f"ms ({args.clock} clock), median of {args.repeat}; x = ours / torch, median "
+          f"of paired runs; {args.threads} threads each; load average "
+          f"{os.getloadavg()[0]:.1f} at start")
     header = (f"{'case (float32)':<26s}{'fwd':>8s}{'fwd+bwd':>9s}{'peak MB':>9s}"
               f"{'torch fwd':>10s}{'torch f+b':>10s}{'fwd x':>7s}{'f+b x':>7s}")
-    print(f"ms ({args.clock} clock), median of {args.repeat}; x = ours / torch, median of "
-          f"paired runs "
-          f"({args.threads} threads each); "
-          f"load average {os.getloadavg()[0]:.1f} at start")
-    print(header)
-    print("-" * len(header))
+    print(header + "\n" + "-" * len(header))
     for name, shape, filters, k, pad in CONV_CASES:
-        fns, fb = conv_fns(shape, filters, k, pad, rng, torch)
-        runs = run_timed(fns, args.repeat, args.gap, clock)
+        if args.only not in name:
+            continue
+        runners, fb = conv_runners(shape, filters, k, pad, rng, clock, torch_conn)
+        runs = run_timed(runners, args.repeat, args.gap)
         t = {k: float(np.median(v)) for k, v in runs.items()}
         row = f"{name:<26s}{fmt(t['fwd'])}{fmt(t['fb'], 9)}{fmt(peak_mb(fb), 9, '.1f')}"
-        if torch is not None:
+        if torch_conn is not None:
             row += (f"{fmt(t['torch_fwd'], 10)}{fmt(t['torch_fb'], 10)}"
                     f"{fmt(paired_ratio(runs['fwd'], runs['torch_fwd']), 7)}"
                     f"{fmt(paired_ratio(runs['fb'], runs['torch_fb']), 7)}")
         print(row, flush=True)
+    if torch:
+        torch_conn.send(("stop",))
+        torch[1].join()
     for kind in ("roi_pool", "roi_align"):
         for n_rois in (128, 300):
             name = f"{kind} {n_rois} rois 7x7"
+            if args.only not in name:
+                continue
             try:
-                fns, fb = roi_fns(kind, n_rois, rng)
+                runners, fb = roi_runners(kind, n_rois, rng, clock)
                 t = {k: float(np.median(v))
-                     for k, v in run_timed(fns, args.repeat, args.gap, clock).items()}
+                     for k, v in run_timed(runners, args.repeat, args.gap).items()}
                 print(f"{name:<26s}{fmt(t['fwd'])}{fmt(t['fb'], 9)}"
                       f"{fmt(peak_mb(fb), 9, '.1f')}", flush=True)
             except NotImplementedError:

@@ -7,19 +7,23 @@ of one receptive field, P = N*OH*OW the number of output pixels.
     OH = (H + 2*pad_h - KH) // stride_h + 1      (likewise OW)
 
 The forward unrolls every receptive field of the zero-padded input into a
-column of a (K, P) matrix ``cols`` (im2col) so the whole convolution is ONE
-matrix product, ``y2 = w2 @ cols`` with ``w2 = w.reshape(F, K)`` and
-``y2 = y`` as (F, P). The backward is two more products:
+column of a (K + 1, P) matrix ``cols`` (im2col), whose last row is all ones
+so that the bias is just one more weight (the "bias trick"). The whole
+convolution is then ONE matrix product, ``y2 = [w2 | b] @ cols`` with
+``w2 = w.reshape(F, K)`` and ``y2 = y`` as (F, P). The backward is two more:
 
-    dw2.T = cols @ dy2.T         (K, P) @ (P, F)
-    dcols = w2.T @ dy2           (K, F) @ (F, P)
+    [dw2 | db].T = cols @ dy2.T      (K + 1, P) @ (P, F)
+    dcols        = w2.T @ dy2        (K, F) @ (F, P)
 
-and col2im adds ``dcols`` back onto the padded input. im2col and col2im
-loop over the KH*KW kernel offsets only; each iteration moves one strided
-slice holding every channel and pixel.
+and col2im adds ``dcols`` back onto the padded input. (The ones row saves
+two passes over y and dy, a bias add and a sum, that cost more than the
+one extra row of the products.) im2col and col2im loop over the KH*KW
+kernel offsets only; each iteration moves one strided slice holding every
+channel and pixel.
 
-Layout: ``cols`` is (C, KH, KW, N, OH, OW), so its rows match the columns
-of ``w2`` and its columns the pixels of ``dy`` in (N, OH, OW) order. All
+Layout: the first K rows of ``cols`` are (C, KH, KW, N, OH, OW), so its
+rows match the columns of ``w2`` and its columns the pixels of ``dy`` in
+(N, OH, OW) order. All
 three products then read their operands in place (a transposed operand is
 a flag to BLAS, not a copy), and for N = 1 ``y2`` already is ``y`` in
 (1, F, OH, OW) layout. Stride-1 convs (all 3x3 ones in VGG and the RPN)
@@ -73,7 +77,8 @@ def _check_inputs(x, w, b, stride, padding):
 
 
 def _im2col(x, kernel, stride, padding, out_size):
-    """Unroll the receptive fields of x (N, C, H, W) into (K, P) columns."""
+    """Unroll the receptive fields of x (N, C, H, W) into (K, P) columns,
+    plus a last row of ones: (K + 1, P)."""
     xp = get_array_module(x)
     N, C, H, W = x.shape
     (KH, KW), (sh, sw), (ph, pw), (OH, OW) = kernel, stride, padding, out_size
@@ -86,11 +91,13 @@ def _im2col(x, kernel, stride, padding, out_size):
     else:
         xpad = xt
     # 2. One strided copy per kernel offset (i, j): every channel and pixel.
-    cols = xp.empty((C, KH, KW, N, OH, OW), dtype=x.dtype)
+    cols = xp.empty((C * KH * KW + 1, N * OH * OW), dtype=x.dtype)
+    cols[-1] = 1
+    fields = cols[:-1].reshape(C, KH, KW, N, OH, OW)  # a view: rows are contiguous
     for i in range(KH):
         for j in range(KW):
-            cols[:, i, j] = xpad[:, :, i:i + sh * OH:sh, j:j + sw * OW:sw]
-    return cols.reshape(C * KH * KW, N * OH * OW)
+            fields[:, i, j] = xpad[:, :, i:i + sh * OH:sh, j:j + sw * OW:sw]
+    return cols
 
 
 def _col2im(dcols, x_shape, kernel, stride, padding, out_size):
@@ -181,9 +188,9 @@ def conv2d_forward(x, w, b, stride=1, padding=0):
     -------
     y : ndarray, (N, F, OH, OW), dtype of x
     cache : tuple
-        What :func:`conv2d_backward` needs: the (C*KH*KW, N*OH*OW) im2col
-        matrix of x in x's dtype (x itself for a 1x1 stride-1 unpadded
-        conv), w and the geometry.
+        What :func:`conv2d_backward` needs: the (C*KH*KW + 1, N*OH*OW)
+        im2col matrix of x in x's dtype, ones in its last row (x itself for
+        a 1x1 stride-1 unpadded conv), w and the geometry.
 
     Raises
     ------
@@ -204,8 +211,7 @@ def conv2d_forward(x, w, b, stride=1, padding=0):
         y += b[:, None]
         return y.reshape(N, F, H, W), ("1x1", x, w)
     cols = _im2col(x, (KH, KW), stride, padding, (OH, OW))
-    y2 = w.reshape(F, -1) @ cols
-    y2 += b[:, None]
+    y2 = xp.concatenate([w.reshape(F, -1), b[:, None]], axis=1) @ cols
     cache = ("im2col", cols, w, x.shape, stride, padding, (OH, OW))
     return _to_nchw(y2, N, F, OH, OW), cache
 
@@ -245,11 +251,12 @@ def conv2d_backward(dy, cache):
     check_float_array(dy, "dy", shape=(x_shape[0], F, OH, OW))
     check_same_dtype("w", w, dy=dy)
     dy2 = _from_nchw(dy)
-    # (K, P) @ (P, F) runs faster in BLAS than (F, P) @ (P, K) for small F.
-    dw = xp.ascontiguousarray((cols @ dy2.T).T).reshape(w.shape)
+    # (K+1, P) @ (P, F) runs faster in BLAS than (F, P) @ (P, K+1) for small F.
+    dwb = cols @ dy2.T
+    dw = xp.ascontiguousarray(dwb[:-1].T).reshape(w.shape)
     if stride == (1, 1):
         dx = _dx_stride1(dy, w, x_shape, padding)
     else:
         dcols = w.reshape(F, -1).T @ dy2
         dx = _col2im(dcols, x_shape, w.shape[2:], stride, padding, (OH, OW))
-    return dx, dw, dy2.sum(axis=1)
+    return dx, dw, dwb[-1]
