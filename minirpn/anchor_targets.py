@@ -18,10 +18,11 @@ in this order, with a :class:`Reason` recorded for every anchor so that
    the rule they fell under is kept in ``reason_before_sampling``).
 
 Regression targets (seed 001) are ``encode_boxes(anchor, matched GT)`` for
-the anchors labelled 1 after sampling, zeros elsewhere.
+the anchors labelled 1 after sampling, zeros elsewhere. :class:`Reason` and
+the text behind ``explain`` / ``summary`` / ``counts`` live in
+:mod:`minirpn.anchor_explanations` (``Reason`` is re-exported here).
 """
 import dataclasses
-import enum
 import math
 import numbers
 
@@ -29,21 +30,12 @@ import numpy
 
 from .backend import get_array_module, to_numpy
 from .anchors import _check_positive_int
+from .anchor_explanations import Reason, explain_anchor, label_counts, summarize
 from .checks import check_probability, first_bad_row
 from .ops import box_iou, check_boxes, encode_boxes
 
 __all__ = ["Reason", "AnchorTargetConfig", "SamplingStats", "AnchorLabels",
            "label_anchors"]
-
-
-class Reason(enum.IntEnum):
-    """Why an anchor got its label (stored as int8 codes)."""
-    CROSSED_BORDER = 0              # -1, rule 1
-    NEGATIVE = 1                    # 0, rule 2 (or: the image has no GT)
-    IGNORED_BETWEEN_THRESHOLDS = 2  # -1, neither rule 2 nor 3
-    POSITIVE_BY_THRESHOLD = 3       # 1, rule 3
-    POSITIVE_AS_BEST_ANCHOR = 4     # 1, rule 4 only (IoU < positive_iou)
-    DROPPED_BY_SAMPLING = 5         # -1, rule 5
 
 
 # Label implied by each reason code, indexed by the code.
@@ -124,90 +116,15 @@ class AnchorLabels:
 
     def counts(self):
         """Dict of label counts and of anchors per final :class:`Reason`."""
-        xp = get_array_module(self.labels)
-        out = {name: int(xp.count_nonzero(self.labels == value))
-               for name, value in (("positive", 1), ("negative", 0),
-                                   ("ignored", -1))}
-        for r in Reason:
-            out[r.name.lower()] = int(xp.count_nonzero(self.reason == int(r)))
-        return out
+        return label_counts(self)
 
     def summary(self):
         """One line: label counts and where the ignored anchors came from."""
-        c = self.counts()
-        return (f"{self.labels.shape[0]} anchors, {self.gt_boxes.shape[0]} GT:"
-                f" {c['positive']} positive ({c['positive_by_threshold']} by"
-                f" threshold, {c['positive_as_best_anchor']} as best anchor),"
-                f" {c['negative']} negative, {c['ignored']} ignored"
-                f" ({c['crossed_border']} crossing the border,"
-                f" {c['ignored_between_thresholds']} between thresholds,"
-                f" {c['dropped_by_sampling']} dropped by sampling)")
+        return summarize(self)
 
     def explain(self, index):
         """A sentence saying why anchor ``index`` has its label (str)."""
-        n = self.labels.shape[0]
-        if isinstance(index, bool) or not isinstance(index, numbers.Integral):
-            raise TypeError(f"index must be an int, got {index!r}")
-        if not -n <= index < n:
-            raise IndexError(f"index must lie in [0, {n}), got {index}")
-        i = int(index) % n
-        box = to_numpy(self.anchors[i])
-        head = f"anchor {i} [{', '.join(f'{v:.1f}' for v in box)}]"
-        before = Reason(int(self.reason_before_sampling[i]))
-        if before == Reason.CROSSED_BORDER:
-            return f"{head} is ignored (-1): it crosses the image border " \
-                   f"({self._border_violation(box)})."
-        why = self._why(i, before)
-        if int(self.reason[i]) != Reason.DROPPED_BY_SAMPLING:
-            word = {1: "positive (1)", 0: "negative (0)", -1: "ignored (-1)"}
-            return f"{head} is {word[int(self.labels[i])]}: {why}."
-        s, bs = self.sampling, self.config.batch_size
-        if before == Reason.NEGATIVE:
-            return (f"{head} is ignored (-1): it was a negative ({why}) "
-                    f"dropped by sampling: the {bs}-anchor batch already had "
-                    f"{s.positives_kept} positives, leaving room for "
-                    f"{s.negative_cap} of the {s.negative_candidates} "
-                    f"negatives, kept at random.")
-        return (f"{head} is ignored (-1): it was a positive ({why}) dropped "
-                f"by sampling: the image's {s.positive_candidates} positives exceeded"
-                f" the cap int({bs} * {self.config.positive_fraction:g}) = "
-                f"{s.positive_cap}, kept at random.")
-
-    def _border_violation(self, box):
-        b = self.config.allowed_border
-        (h, w), lo = self.image_size, -b
-        for name, v, ok, rel, lim in (("x1", box[0], box[0] >= lo, "<", lo),
-                                      ("y1", box[1], box[1] >= lo, "<", lo),
-                                      ("x2", box[2], box[2] <= w + b, ">", w + b),
-                                      ("y2", box[3], box[3] <= h + b, ">", h + b)):
-            if not ok:
-                return f"{name} = {v:.1f} {rel} {lim + 0.0:.1f}"  # no -0.0
-        return "inside"     # unreachable for a CROSSED_BORDER anchor
-
-    def _why(self, i, before):
-        """The clause behind rules 2-4 for inside anchor i."""
-        c, m, g = self.config, float(self.max_iou[i]), int(self.matched_gt[i])
-        if self.gt_boxes.shape[0] == 0:
-            return "the image has no GT boxes, so every inside anchor is background"
-        best = (f"its best IoU is {m:.2f} with GT {g}" if m > 0
-                else "it overlaps no GT box (IoU 0)")
-        if before == Reason.NEGATIVE:
-            return f"{best}, below the negative threshold {c.negative_iou:g}"
-        if before == Reason.IGNORED_BETWEEN_THRESHOLDS:
-            return (f"{best}, between the negative threshold "
-                    f"{c.negative_iou:g} and the positive threshold "
-                    f"{c.positive_iou:g}")
-        k = int(self.best_anchor_of[i])
-        if before == Reason.POSITIVE_BY_THRESHOLD:
-            also = f"; it is also the best anchor of GT {k}" if k >= 0 else ""
-            return f"{best}, at or above the positive threshold " \
-                   f"{c.positive_iou:g}{also}"
-        iou_k = float(box_iou(self.anchors[i:i + 1], self.gt_boxes[k:k + 1])[0, 0])
-        target = "" if g == k else (f"; its regression target stays GT {g},"
-                                    f" its best match (IoU {m:.2f})")
-        return (f"it is the best anchor of GT {k} (IoU {iou_k:.2f} < "
-                f"{c.positive_iou:g} but no anchor overlaps GT {k} more)"
-                f"{target}")
+        return explain_anchor(self, index)
 
 
 def _check_config(image_size, positive_iou, negative_iou, batch_size,
