@@ -9,15 +9,7 @@ import os
 from .config import Config
 
 __all__ = ["load_data", "load_config", "train_command", "evaluate_command",
-           "detect_command", "write_json"]
-
-
-def write_json(path, value):
-    """Write ``value`` as indented JSON, atomically (temp file, rename)."""
-    tmp = f"{path}.tmp"
-    with open(tmp, "w") as f:
-        json.dump(value, f, indent=1)
-    os.replace(tmp, path)
+           "detect_command"]
 
 
 def load_data(spec, images_dir=None, num_images=100, seed=0):
@@ -137,5 +129,6 @@ def detect_command(args):
                 if model.config.category_ids else {})}
             for box, score, label in zip(det["boxes"], det["scores"], det["labels"])]})
         print(f"{path}: {len(det['boxes'])} detections")
+    from .train.log import write_json
     write_json(os.path.join(args.out, "detections.json"), records)
     return 0

@@ -19,7 +19,16 @@ from tqdm.auto import tqdm
 
 from ..faster_rcnn import LOSS_NAMES
 
-__all__ = ["JsonlLog", "Progress", "read_log"]
+__all__ = ["JsonlLog", "Progress", "read_log", "write_json"]
+
+
+def write_json(path, value):
+    """Write ``value`` as indented JSON atomically (temp file, then rename),
+    so a crash never leaves a half-written file under ``path``."""
+    tmp = f"{path}.tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(value, f, indent=1)
+    os.replace(tmp, path)
 
 
 def read_log(path):

@@ -1,6 +1,5 @@
 """The training loop behind :func:`train`."""
 import dataclasses
-import json
 import os
 import time
 from collections import namedtuple
@@ -13,7 +12,7 @@ from .alternating import alternating_stages
 from .batches import BatchStream
 from .config import TrainConfig, TrainResult, TrainingDiverged
 from .evaluate import evaluate, label_names, metrics_dict
-from .log import JsonlLog, Progress
+from .log import JsonlLog, Progress, write_json
 from .schedule import learning_rate
 from .stages import estimate_step_seconds, joint_stages, locate, split_lengths
 from .state import MODEL_FILE, STATE_FILE, check_resume_config, load_run, save_run
@@ -295,8 +294,5 @@ class _Run:
         last = self.evaluations[-1] if self.last_ap[0] == self.done else self.evaluate()
         metrics = {k: last[k] for k in ("map", "per_class", "method", "iou_threshold")}
         metrics.update(seconds=round(seconds, 3), iterations=self.done)
-        tmp = self.path(METRICS_FILE + ".tmp")
-        with open(tmp, "w", encoding="utf-8") as f:
-            json.dump(metrics, f, indent=1)
-        os.replace(tmp, self.path(METRICS_FILE))
+        write_json(self.path(METRICS_FILE), metrics)
         return metrics
