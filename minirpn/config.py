@@ -9,6 +9,8 @@ import dataclasses
 import json
 from dataclasses import dataclass
 
+from .anchors import num_anchors
+
 __all__ = ["Config", "VGG16_CHANNELS", "TOY_CHANNELS"]
 
 #: The 13 conv layers of VGG16; "M" is a 2x2 max-pool. The fifth pool is left
@@ -134,7 +136,7 @@ class Config:
     @property
     def num_anchors(self):
         """Anchors per feature-map cell, A = len(ratios) * len(scales)."""
-        return len(self.anchor_scales) * len(self.anchor_ratios)
+        return num_anchors(self.anchor_scales, self.anchor_ratios)
 
     @property
     def feature_channels(self):
