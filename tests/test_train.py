@@ -206,8 +206,8 @@ def test_time_budget_fixes_the_iteration_count(tmp_path, monkeypatch):
     assert result.stop_reason == "completed"
     # The cap still applies when the budget would allow more.
     monkeypatch.setattr("minirpn.train.trainer.estimate_step_seconds", lambda *a: 1e-3)
-    result = train(FasterRCNN(tiny_config()), tiny_dataset(), tmp_path, quick_config(
-        iterations=5, minutes=1.0))
+    result = train(FasterRCNN(tiny_config()), tiny_dataset(), tmp_path / "capped",
+                   quick_config(iterations=5, minutes=1.0))
     assert result.planned_iterations == 5
 
 

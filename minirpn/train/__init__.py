@@ -10,13 +10,16 @@ exact resume. Modules: :mod:`.config` (TrainConfig, TrainResult),
 :mod:`.trainer` (the loop).
 """
 from .alternating import rpn_proposals
-from .config import SCHEMES, TrainConfig, TrainingDiverged, TrainResult
+from .config import (SCHEMES, TrainConfig, TrainingDiverged, TrainingInterrupted,
+                     TrainResult)
 from .evaluate import evaluate
 from .log import read_log
 from .schedule import learning_rate, milestones
 from .state import MODEL_FILE, STATE_FILE
-from .trainer import LOG_FILE, METRICS_FILE, StepInfo, train
+from .trainer import (LOG_FILE, METRICS_FILE, RUN_FILES, StepInfo, existing_run_files,
+                      train)
 
-__all__ = ["train", "TrainConfig", "TrainResult", "TrainingDiverged", "StepInfo",
-           "evaluate", "learning_rate", "milestones", "rpn_proposals", "read_log",
-           "SCHEMES", "LOG_FILE", "METRICS_FILE", "MODEL_FILE", "STATE_FILE"]
+__all__ = ["train", "TrainConfig", "TrainResult", "TrainingDiverged",
+           "TrainingInterrupted", "StepInfo", "existing_run_files", "evaluate",
+           "learning_rate", "milestones", "rpn_proposals", "read_log",
+           "SCHEMES", "LOG_FILE", "METRICS_FILE", "MODEL_FILE", "STATE_FILE", "RUN_FILES"]

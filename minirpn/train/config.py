@@ -8,7 +8,8 @@ from dataclasses import dataclass, field
 
 from .schedule import milestones
 
-__all__ = ["TrainConfig", "TrainResult", "TrainingDiverged", "SCHEMES"]
+__all__ = ["TrainConfig", "TrainResult", "TrainingDiverged", "TrainingInterrupted",
+           "SCHEMES"]
 
 SCHEMES = ("joint", "alternating")
 
@@ -16,6 +17,23 @@ SCHEMES = ("joint", "alternating")
 class TrainingDiverged(FloatingPointError):
     """A loss or a parameter became NaN or inf; the message names it and
     the step, and the last good checkpoint is left in place."""
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C (or another KeyboardInterrupt) stopped a run after its current
+    state was checkpointed; ``resume=True`` continues it.
+
+    Attributes
+    ----------
+    step : int
+        The step the run's checkpoint holds (the last finished step).
+    out_dir : str
+        The run folder.
+    """
+
+    def __init__(self, message, step, out_dir):
+        super().__init__(message)
+        self.step, self.out_dir = step, out_dir
 
 
 @dataclass

@@ -1,25 +1,32 @@
 """The training loop behind :func:`train`."""
 import dataclasses
 import os
+import signal
+import threading
 import time
 from collections import namedtuple
+from contextlib import contextmanager
 
 import numpy as np
 
+from ..checkpoint import remove_orphaned_temporaries
 from ..faster_rcnn import FasterRCNN
 from ..nn import SGD
 from .alternating import alternating_stages
 from .batches import BatchStream
-from .config import TrainConfig, TrainResult, TrainingDiverged
+from .config import TrainConfig, TrainingDiverged, TrainingInterrupted, TrainResult
 from .evaluate import evaluate, label_names, metrics_dict
 from .log import JsonlLog, Progress, write_json
 from .schedule import learning_rate
 from .stages import estimate_step_seconds, joint_stages, locate, split_lengths
 from .state import MODEL_FILE, STATE_FILE, check_resume_config, load_run, save_run
 
-__all__ = ["train", "StepInfo", "LOG_FILE", "METRICS_FILE"]
+__all__ = ["train", "StepInfo", "LOG_FILE", "METRICS_FILE", "RUN_FILES",
+           "existing_run_files"]
 
 LOG_FILE, METRICS_FILE = "log.jsonl", "metrics.json"
+#: The files a run writes; any of them in out_dir means an earlier run is there.
+RUN_FILES = (MODEL_FILE, STATE_FILE, LOG_FILE, METRICS_FILE)
 
 #: What ``callback`` receives after every step: the 1-based step, the stage
 #: name, the step's log record and the run's networks (dict name -> model).
@@ -30,8 +37,15 @@ StepInfo = namedtuple("StepInfo", ["step", "stage", "record", "networks"])
 _BUDGET_MARGIN = 0.9
 
 
+def existing_run_files(out_dir):
+    """The files of :data:`RUN_FILES` present in ``out_dir`` (a list of names;
+    empty for a missing or fresh folder)."""
+    return [name for name in RUN_FILES if os.path.exists(os.path.join(out_dir, name))]
+
+
 def train(model, train_dataset, out_dir, train_config=None, val_dataset=None,
-          resume=False, progress=True, class_names=None, callback=None):
+          resume=False, progress=True, class_names=None, callback=None,
+          overwrite=False):
     """Train a detector with SGD; log, checkpoint, evaluate, resume.
 
     Parameters
@@ -44,8 +58,10 @@ def train(model, train_dataset, out_dir, train_config=None, val_dataset=None,
         training).
     out_dir : str or os.PathLike
         Run folder (created): ``log.jsonl``, ``model.npz``,
-        ``train_state.npz``, ``metrics.json``. A fresh run (``resume=False``)
-        deletes these files of an earlier run first.
+        ``train_state.npz``, ``metrics.json``. A fresh run refuses a folder
+        holding any of these (an earlier run) unless ``overwrite``.
+        Temporary ``.tmp-*.npz`` files that a killed checkpoint write left
+        there are removed at the start.
     train_config : TrainConfig, optional
     val_dataset : indexable dataset, optional
         Evaluated (mAP, "area" method, IoU 0.5) every ``eval_every`` steps
@@ -65,6 +81,12 @@ def train(model, train_dataset, out_dir, train_config=None, val_dataset=None,
         (or training) dataset's ``class_names``.
     callback : callable(StepInfo), optional
         Called after every step (after its checkpoint and evaluation).
+    overwrite : bool
+        Start afresh in a folder that holds an earlier run. Nothing is
+        deleted up front: the new step-0 checkpoint replaces ``model.npz``
+        and ``train_state.npz`` (atomic renames), and only then are the old
+        ``metrics.json`` removed and ``log.jsonl`` restarted, so a run that
+        fails before that (bad data, bad config) leaves the old run intact.
 
     Returns
     -------
@@ -72,9 +94,23 @@ def train(model, train_dataset, out_dir, train_config=None, val_dataset=None,
 
     Raises
     ------
+    FileExistsError
+        ``out_dir`` holds an earlier run and neither ``resume`` nor
+        ``overwrite`` was given.
     TrainingDiverged
         A loss or parameter became NaN/inf; the message names it and the
         step. The checkpoint of the last good step stays in place.
+    TrainingInterrupted
+        Ctrl-C (a KeyboardInterrupt, a subclass of it): the last finished
+        step was checkpointed first, so ``resume=True`` continues the run.
+        A Ctrl-C that arrives while the parameters are being updated or a
+        checkpoint is written takes effect just after it.
+    Exception
+        Any other error during the run (a corrupt image read at step k, a
+        failing callback) is re-raised after the same checkpoint, with a
+        note (PEP 678) naming the checkpoint's step and folder. The
+        generator and data stream are rewound to the last finished step,
+        so the resumed run is still bit-identical.
 
     Notes
     -----
@@ -95,11 +131,14 @@ def train(model, train_dataset, out_dir, train_config=None, val_dataset=None,
     if not isinstance(cfg, TrainConfig):
         raise TypeError(f"train_config must be a TrainConfig, got {type(cfg).__name__}")
     cfg.validate()
+    if resume and overwrite:
+        raise ValueError("resume=True continues the run in out_dir and overwrite=True "
+                         "replaces it: give at most one")
     out_dir = os.fspath(out_dir)
     os.makedirs(out_dir, exist_ok=True)
     run = _Run(model, train_dataset, out_dir, cfg, val_dataset, progress,
                class_names, callback)
-    return run.run(resume)
+    return run.run(resume, overwrite)
 
 
 class _Run:
@@ -124,6 +163,10 @@ class _Run:
         self.stream = BatchStream(dataset, cfg.batch_size, self.rng, cfg.flip)
         self.opt = self.stage_index = self.pending_velocity = self.last_saved = None
         self.evaluations, self.stop_reason, self.last_ap = [], "completed", (None, None)
+        self.log = self.bar = self.mark = None
+        # What a failure interrupted: None, "update" (parameters possibly half
+        # updated: never checkpoint them) or "save"; and a deferred Ctrl-C.
+        self.busy, self.interrupt_pending = None, False
 
     def path(self, name):
         return os.path.join(self.out_dir, name)
@@ -133,19 +176,27 @@ class _Run:
         return self.elapsed_before + time.perf_counter() - self.session_start
 
     # ---- start: fresh or resumed -------------------------------------------
-    def run(self, resume):
-        if resume:
-            self.restore()
-        else:
-            self.begin()
-        self.bar = Progress(self.planned, self.done, self.show_progress)
-        try:
-            self.loop()
-            self.save_final()
-            metrics = self.final_metrics()
-        finally:
-            self.bar.close()
-            self.log.close()
+    def run(self, resume, overwrite):
+        with self.ctrl_c_after_critical_sections():
+            try:
+                if resume:
+                    self.restore()
+                else:
+                    self.begin(overwrite)
+                self.bar = Progress(self.planned, self.done, self.show_progress)
+                self.loop()
+                self.save_final()
+                metrics = self.final_metrics()
+            except TrainingDiverged:
+                raise
+            except (Exception, KeyboardInterrupt) as exc:
+                if self.log is None:       # failed before the run started
+                    raise
+                self.keep_work(exc)
+            finally:
+                for closable in (self.bar, self.log):
+                    if closable is not None:
+                        closable.close()
         if self.cfg.scheme == "alternating":
             for net in self.networks.values():   # hand back plain networks
                 net.unfreeze()
@@ -156,17 +207,26 @@ class _Run:
                            stop_reason=self.stop_reason, out_dir=self.out_dir,
                            ap=self.last_ap[1])
 
-    def begin(self):
-        for name in (STATE_FILE, MODEL_FILE, METRICS_FILE):
-            if os.path.exists(self.path(name)):
-                os.remove(self.path(name))
-        self.log = JsonlLog(self.path(LOG_FILE))
+    def begin(self, overwrite):
+        earlier = existing_run_files(self.out_dir)
+        if earlier and not overwrite:
+            raise FileExistsError(
+                f"{self.out_dir} already holds a training run ({', '.join(earlier)}): "
+                "pass resume=True to continue it or overwrite=True to replace it")
+        remove_orphaned_temporaries(self.out_dir)
         self.done, self.elapsed_before = 0, 0.0
         self.planned = self.cfg.iterations
         if self.cfg.minutes is not None:
             self.planned = self.plan_for_budget()
         self.lengths = split_lengths(self.planned, [s.fraction for s in self.stages])
-        self.save()   # step 0: a divergence always leaves a good checkpoint
+        self.set_mark()
+        # Step 0: a divergence always leaves a good checkpoint. Its atomic
+        # renames are the first change to the folder; an earlier run's
+        # metrics and log go only once it exists.
+        self.save()
+        if os.path.exists(self.path(METRICS_FILE)):
+            os.remove(self.path(METRICS_FILE))
+        self.log = JsonlLog(self.path(LOG_FILE))
 
     def plan_for_budget(self):
         seconds = estimate_step_seconds(self.stages, self.dataset, self.cfg.batch_size,
@@ -176,6 +236,7 @@ class _Run:
         return planned if self.cfg.iterations is None else min(planned, self.cfg.iterations)
 
     def restore(self):
+        remove_orphaned_temporaries(self.out_dir)
         state, velocity = load_run(self.out_dir, self.networks)
         check_resume_config(TrainConfig.from_dict(state["train_config"]), self.cfg,
                             self.out_dir)
@@ -189,6 +250,7 @@ class _Run:
         self.log = JsonlLog(self.path(LOG_FILE), resume_step=self.done)
         self.evaluations = [r for r in self.log.records if r["event"] == "eval"]
         self.last_saved = self.done
+        self.set_mark()
 
     # ---- the loop -----------------------------------------------------------
     def loop(self):
@@ -245,19 +307,22 @@ class _Run:
         except FloatingPointError as exc:
             self.diverged(number, f"stage {stage.name}: {exc}", exc)
         stage.model.backward()
-        self.opt.step()
-        self.done = number
         record = {"event": "step", "step": number, "stage": stage.name,
-                  "epoch": self.stream.epoch, "lr": lr, **losses,
-                  "time": round(self.elapsed(), 3)}
-        self.log.write(record)
-        self.bar.update(record)
+                  "epoch": self.stream.epoch, "lr": lr, **losses}
+        with self.critical("update"):
+            self.opt.step()
+            self.done = number
+            record["time"] = round(self.elapsed(), 3)
+            self.log.write(record)
+            self.bar.update(record)
+            self.set_mark()
         return record
 
     def diverged(self, number, what, cause=None):
         message = (f"training diverged at step {number} ({what}); the last good "
                    f"checkpoint is {self.path(STATE_FILE)} (step {self.last_saved})")
-        self.log.write({"event": "diverged", "step": number, "message": message})
+        if self.log is not None:
+            self.log.write({"event": "diverged", "step": number, "message": message})
         raise TrainingDiverged(message) from cause
 
     # ---- checkpoints and evaluation -----------------------------------------
@@ -266,11 +331,76 @@ class _Run:
                  "rng": self.rng.bit_generator.state, "stream": self.stream.state(),
                  "elapsed": self.elapsed(), "train_config": self.cfg.to_dict()}
         try:
-            save_run(self.out_dir, self.networks,
-                     {} if self.opt is None else self.opt.velocity, state)
+            with self.critical("save"):
+                save_run(self.out_dir, self.networks,
+                         {} if self.opt is None else self.opt.velocity, state)
         except TrainingDiverged as exc:
             self.diverged(self.done, str(exc), exc)
         self.last_saved = self.done
+
+    # ---- failures: Ctrl-C and errors keep the work done ---------------------
+    def set_mark(self):
+        """Remember the generator and data stream as they are after step
+        ``self.done``: a step that fails part-way has consumed both."""
+        self.mark = (self.rng.bit_generator.state,
+                     (self.stream.order, self.stream.position, self.stream.epoch))
+
+    def rewind(self):
+        self.rng.bit_generator.state = self.mark[0]
+        self.stream.order, self.stream.position, self.stream.epoch = self.mark[1]
+
+    @contextmanager
+    def critical(self, what):
+        """Run an update or a checkpoint write whole: Ctrl-C waits for its
+        end, and an error inside leaves ``self.busy`` set for keep_work."""
+        self.busy = what
+        yield
+        self.busy = None
+        if self.interrupt_pending:
+            self.interrupt_pending = False
+            raise KeyboardInterrupt
+
+    @contextmanager
+    def ctrl_c_after_critical_sections(self):
+        """While the run lasts, Ctrl-C raises KeyboardInterrupt at once,
+        except inside :meth:`critical` (then just after it). Only in the main
+        thread, and only where Python's default handler is installed."""
+        if threading.current_thread() is not threading.main_thread() \
+                or signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+            yield
+            return
+
+        def handler(signum, frame):
+            if self.busy is None:
+                raise KeyboardInterrupt
+            self.interrupt_pending = True
+
+        previous = signal.signal(signal.SIGINT, handler)
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGINT, previous)
+
+    def keep_work(self, exc):
+        """Checkpoint the last finished step, log why the run stopped, and
+        raise: TrainingInterrupted for Ctrl-C, else ``exc`` with a note."""
+        busy, self.busy, self.interrupt_pending = self.busy, None, False
+        if busy != "update" and self.last_saved != self.done:
+            self.rewind()
+            try:
+                self.save()
+            except Exception:  # e.g. the disk is full: keep the older checkpoint
+                pass
+        where = (f"the checkpoint of step {self.last_saved} is in {self.out_dir}; "
+                 "resume to continue (resume=True, minirpn train --resume)")
+        what = "interrupted" if isinstance(exc, KeyboardInterrupt) else \
+            f"stopped by {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+        message = f"training {what} after step {self.done} of {self.planned}; {where}"
+        self.log.write({"event": "stopped", "step": self.done, "message": message})
+        if isinstance(exc, KeyboardInterrupt):
+            raise TrainingInterrupted(message, self.last_saved, self.out_dir) from exc
+        exc.add_note(where)
+        raise exc
 
     def save_final(self):
         if self.last_saved != self.done:
