@@ -2,10 +2,12 @@
 
 Sub-commands: ``demo`` (the main job), ``train``, ``evaluate``, ``detect``,
 ``make-dataset`` and ``gradcheck``. Exit codes: 0 success, 2 usage errors
-(argparse's own), 1 any other error, printed as one line (the traceback
-only with ``--debug``).
+(argparse's own, including a 0 or negative count), 130 Ctrl-C (128 +
+SIGINT, as shells report it), 1 any other error, printed as one line (the
+traceback only with ``--debug``).
 """
 import argparse
+import math
 import sys
 
 from . import __version__
@@ -21,9 +23,16 @@ def _cmd_gradcheck(args):
 
 
 def _cmd_demo(args):
+    from .commands import check_run_folder
     from .demo import run_demo
-    run_demo(out_dir=args.out, minutes=args.minutes, seed=args.seed,
-             progress=not args.quiet)
+    from .train import TrainingInterrupted
+    check_run_folder(args.out, overwrite=args.overwrite)
+    try:
+        run_demo(out_dir=args.out, minutes=args.minutes, seed=args.seed,
+                 progress=not args.quiet, overwrite=args.overwrite)
+    except TrainingInterrupted as exc:
+        raise KeyboardInterrupt(f"interrupted at step {exc.step}; run the demo again "
+                                "with --overwrite to start over") from exc
     return 0
 
 
@@ -50,6 +59,25 @@ def _cmd_make_dataset(args):
     return 0
 
 
+# Counts and budgets: 0 is a usage error (exit 2), never "not given", so
+# "--iterations 0" cannot silently mean the default.
+def _number(kind, low, inclusive):
+    def parse(text):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {kind.__name__}, got {text!r}")
+        if not math.isfinite(value) or value < low or (value == low and not inclusive):
+            raise argparse.ArgumentTypeError(
+                f"must be {'>=' if inclusive else '>'} {low}, got {text}")
+        return value
+    parse.__name__ = kind.__name__   # argparse names the type in its messages
+    return parse
+
+
+_POSITIVE_INT, _POSITIVE_FLOAT = _number(int, 0, False), _number(float, 0, False)
+_COUNT, _NON_NEGATIVE_FLOAT = _number(int, 0, True), _number(float, 0, True)
+
 DATA_HELP = ("coco:PATH.json, voc:DIR[:SPLIT], shapes or digits "
              "(generated on the fly)")
 
@@ -57,10 +85,12 @@ DATA_HELP = ("coco:PATH.json, voc:DIR[:SPLIT], shapes or digits "
 def _add_demo(sub):
     p = sub.add_parser("demo", help="train a detector on generated shapes and "
                        "show what it finds (the main job)")
-    p.add_argument("--minutes", type=float, default=None,
-                   help="wall-clock budget for training (default: a fixed "
+    p.add_argument("--minutes", type=_POSITIVE_FLOAT, default=None,
+                   help="wall-clock budget for training, > 0 (default: a fixed "
                         "schedule that takes about 7 minutes on 2 cores)")
     p.add_argument("--out", default="minirpn_demo", help="output folder (default %(default)s)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace an earlier demo run in --out")
     p.add_argument("--seed", type=int, default=0, help="seed of data and training")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_demo)
@@ -74,16 +104,24 @@ def _add_train(sub):
     p.add_argument("--out", required=True, help="run folder (model.npz, log.jsonl, metrics.json)")
     p.add_argument("--config", default="toy", help="toy, paper or a JSON file (default toy)")
     budget = p.add_mutually_exclusive_group()
-    budget.add_argument("--iterations", type=int, help="training steps")
-    budget.add_argument("--minutes", type=float, help="wall-clock budget")
+    budget.add_argument("--iterations", type=_POSITIVE_INT, help="training steps, >= 1")
+    budget.add_argument("--minutes", type=_POSITIVE_FLOAT, help="wall-clock budget, > 0")
     p.add_argument("--scheme", choices=("joint", "alternating"), default="joint")
-    p.add_argument("--batch-size", type=int, default=2)
-    p.add_argument("--lr", type=float, default=None,
-                   help="base learning rate (default 0.02 for --config toy, else 0.001)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--num-images", type=int, default=400,
+    p.add_argument("--batch-size", type=_POSITIVE_INT, default=2)
+    p.add_argument("--lr", type=_NON_NEGATIVE_FLOAT, default=None,
+                   help="base learning rate (default 0.02 for --config toy, else 0.001); "
+                        "0 is honoured, as by torch.optim.SGD: losses only, no update")
+    p.add_argument("--seed", type=_COUNT, default=0)
+    p.add_argument("--num-images", type=_POSITIVE_INT, default=400,
                    help="images generated for shapes/digits training data")
-    p.add_argument("--resume", action="store_true", help="continue the run in --out")
+    p.add_argument("--checkpoint-every", type=_COUNT, default=500, metavar="N",
+                   help="checkpoint every N steps (default %(default)s; 0: only at "
+                        "the start and the end; Ctrl-C and errors always checkpoint)")
+    again = p.add_mutually_exclusive_group()
+    again.add_argument("--resume", action="store_true", help="continue the run in --out")
+    again.add_argument("--overwrite", action="store_true",
+                       help="replace the run in --out (kept until the new run's "
+                            "first checkpoint is written)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_train)
 
@@ -95,7 +133,7 @@ def _add_evaluate(sub):
     p.add_argument("--images", help="image folder for coco: data")
     p.add_argument("--method", choices=("area", "voc07", "coco101"), default="area")
     p.add_argument("--iou", type=float, default=0.5, help="IoU threshold (default 0.5)")
-    p.add_argument("--num-images", type=int, default=100,
+    p.add_argument("--num-images", type=_POSITIVE_INT, default=100,
                    help="images generated for shapes/digits data")
     p.add_argument("--seed", type=int, default=1, help="seed of generated data")
     p.add_argument("--json", action="store_true", help="print JSON with map and per_class")
@@ -106,8 +144,12 @@ def _add_detect(sub):
     p = sub.add_parser("detect", help="detect objects in image files")
     p.add_argument("checkpoint")
     p.add_argument("images", nargs="+", help="image files (any format Pillow reads)")
-    p.add_argument("--out", required=True, help="folder for annotated PNGs and detections.json")
+    p.add_argument("--out", required=True,
+                   help="folder for annotated PNGs and detections.json; never one "
+                        "holding an input image")
     p.add_argument("--score-threshold", type=float, default=None)
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace the results of an earlier detect in --out")
     p.set_defaults(func=_cmd_detect)
 
 
@@ -115,7 +157,7 @@ def _add_make_dataset(sub):
     p = sub.add_parser("make-dataset", help="write a toy dataset as COCO JSON + PNGs")
     p.add_argument("name", choices=("shapes", "digits"))
     p.add_argument("--out", required=True)
-    p.add_argument("--num-images", type=int, default=200)
+    p.add_argument("--num-images", type=_POSITIVE_INT, default=200)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=_cmd_make_dataset)
@@ -150,13 +192,19 @@ def main(argv=None):
         return 0
     try:
         return args.func(args)
-    except KeyboardInterrupt:
-        print(f"minirpn {args.command}: interrupted", file=sys.stderr)
-        return 1
+    except KeyboardInterrupt as exc:
+        if args.debug:
+            raise
+        print(f"minirpn {args.command}: {str(exc) or 'interrupted'}", file=sys.stderr)
+        return 130
     except Exception as exc:  # one line, not a traceback: see --debug
         if args.debug:
             raise
         message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        # PEP 678 notes say what was kept (train: the checkpoint to resume from)
+        notes = [n for n in getattr(exc, "__notes__", ()) if n.strip()]
+        if notes:
+            message += f" ({notes[-1].strip()})"
         print(f"minirpn {args.command}: error: {message}", file=sys.stderr)
         return 1
 

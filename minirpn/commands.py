@@ -7,9 +7,10 @@ import json
 import os
 
 from .config import Config
+from .detect_files import detect_command  # noqa: F401  (re-exported: one place per command)
 
-__all__ = ["load_data", "load_config", "train_command", "evaluate_command",
-           "detect_command"]
+__all__ = ["load_data", "load_config", "check_run_folder", "check_some_steps_ran",
+           "train_command", "evaluate_command", "detect_command"]
 
 
 def load_data(spec, images_dir=None, num_images=100, seed=0):
@@ -49,35 +50,68 @@ def load_config(name, dataset):
     return Config.from_dict(values)
 
 
+def check_run_folder(out, resume=None, overwrite=False):
+    """Refuse, before any data is loaded, an ``--out`` holding an earlier run
+    unless ``--overwrite`` (or ``--resume``; None: the command has no such
+    flag) was given, as Hugging Face's scripts refuse a non-empty output_dir
+    without ``--overwrite_output_dir``."""
+    from .train import existing_run_files
+    earlier = existing_run_files(out)
+    if earlier and not (resume or overwrite):
+        how = "add --resume to continue it, --overwrite" if resume is not None \
+            else "add --overwrite"
+        raise FileExistsError(f"--out {out} already holds a training run "
+                              f"({', '.join(earlier)}): {how} to replace it, or "
+                              "choose another --out")
+
+
 def train_command(args):
     """``minirpn train``: train, checkpoint, evaluate on ``--val``."""
     from .faster_rcnn import FasterRCNN
-    from .train import TrainConfig, train
+    from .train import TrainConfig, TrainingInterrupted, train
+    check_run_folder(args.out, args.resume, args.overwrite)
     dataset = load_data(args.data, args.images, args.num_images, args.seed)
     val = load_data(args.val, args.images, max(args.num_images // 4, 20),
-                    args.seed + 1000) if args.val else None
+                    args.seed + 1000) if args.val is not None else None
     if val is not None and list(val.class_names) != list(dataset.class_names):
         raise ValueError(f"--val classes {list(val.class_names)} differ from "
                          f"--data classes {list(dataset.class_names)}")
     config = load_config(args.config, dataset)
     # The toy recipe (the demo's): lr 0.02 after a 100-step warm-up. A
     # config trained from ImageNet weights would want the paper's 0.001.
+    # "is not None" throughout: 0 is a value (--lr 0), not "not given".
     options = dict(scheme=args.scheme, batch_size=args.batch_size, seed=args.seed,
-                   warmup_iterations=100,
-                   lr=args.lr or (0.02 if args.config == "toy" else 0.001))
-    if args.iterations:
+                   warmup_iterations=100, checkpoint_every=args.checkpoint_every,
+                   lr=args.lr if args.lr is not None else
+                   (0.02 if args.config == "toy" else 0.001))
+    if args.iterations is not None:
         options["iterations"] = args.iterations
-    if args.minutes:
+    if args.minutes is not None:
         options["minutes"] = args.minutes
-        if not args.iterations:
+        if args.iterations is None:
             options["iterations"] = None  # the budget alone sets the count
-    result = train(FasterRCNN(config), dataset, args.out, TrainConfig(**options),
-                   val_dataset=val, resume=args.resume, progress=not args.quiet,
-                   class_names=list(dataset.class_names))
+    try:
+        result = train(FasterRCNN(config), dataset, args.out, TrainConfig(**options),
+                       val_dataset=val, resume=args.resume, overwrite=args.overwrite,
+                       progress=not args.quiet, class_names=list(dataset.class_names))
+    except TrainingInterrupted as exc:
+        raise KeyboardInterrupt(f"interrupted; the checkpoint of step {exc.step} is in "
+                                f"{exc.out_dir}: run the same command with --resume "
+                                "to continue") from exc
+    check_some_steps_ran(result)
     if val is not None:
         print(result.ap.table(class_names=[None] + list(dataset.class_names)))
     print(f"model written to {os.path.join(args.out, 'model.npz')}")
     return 0
+
+
+def check_some_steps_ran(result):
+    """Raise when a run ended without a single SGD step (a time budget spent
+    on setup): its model.npz is the untrained initial model."""
+    if result.iterations == 0:
+        raise RuntimeError(f"no training step ran ({result.stop_reason}): "
+                           f"{os.path.join(result.out_dir, 'model.npz')} holds the "
+                           "untrained model; give it more --minutes")
 
 
 def _check_compatible(checkpoint, config, dataset):
@@ -104,31 +138,4 @@ def evaluate_command(args):
                          indent=1))
     else:
         print(result.table(class_names=[None] + names))
-    return 0
-
-
-def detect_command(args):
-    """``minirpn detect``: annotated PNGs and ``detections.json``."""
-    from .data import read_image
-    from .faster_rcnn import FasterRCNN
-    from .visualize import plot_detections, save_figure
-    model = FasterRCNN.load(args.checkpoint)
-    names = list(model.config.class_names) or [str(k) for k in range(1, model.config.num_classes + 1)]
-    os.makedirs(args.out, exist_ok=True)
-    records = []
-    for path in args.images:
-        image = read_image(path)
-        det = model.detect([image], score_threshold=args.score_threshold)[0]
-        stem = os.path.splitext(os.path.basename(path))[0]
-        save_figure(plot_detections(image, det, class_names=names),
-                    os.path.join(args.out, f"{stem}.png"))
-        records.append({"image": path, "detections": [
-            {"box": [float(v) for v in box], "score": float(score), "label": int(label),
-             "class": names[int(label) - 1],
-             **({"category_id": int(model.config.category_ids[int(label) - 1])}
-                if model.config.category_ids else {})}
-            for box, score, label in zip(det["boxes"], det["scores"], det["labels"])]})
-        print(f"{path}: {len(det['boxes'])} detections")
-    from .train.log import write_json
-    write_json(os.path.join(args.out, "detections.json"), records)
     return 0

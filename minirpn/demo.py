@@ -32,8 +32,11 @@ def demo_train_config(seed=0, minutes=None):
     return TrainConfig(**options)
 
 
-def run_demo(out_dir="minirpn_demo", minutes=None, seed=0, progress=True):
+def run_demo(out_dir="minirpn_demo", minutes=None, seed=0, progress=True, overwrite=False):
     """Train on generated shapes, evaluate, and write the results.
+
+    ``overwrite`` replaces an earlier run in ``out_dir`` (see
+    :func:`minirpn.train.train`); without it such a folder is refused.
 
     Returns
     -------
@@ -41,6 +44,7 @@ def run_demo(out_dir="minirpn_demo", minutes=None, seed=0, progress=True):
         The metrics written to ``metrics.json`` (``map``, ``per_class``,
         ``method``, ``seconds``, ``iterations``).
     """
+    from .commands import check_some_steps_ran
     from .train import train
     from .visualize import detection_grid, plot_loss_curves, save_figure
     os.makedirs(out_dir, exist_ok=True)
@@ -51,7 +55,9 @@ def run_demo(out_dir="minirpn_demo", minutes=None, seed=0, progress=True):
           f"shapes images; writing to {out_dir}/")
     model = FasterRCNN(Config.toy(len(names), class_names=tuple(names), seed=seed))
     result = train(model, train_set, out_dir, demo_train_config(seed, minutes),
-                   val_dataset=val_set, progress=progress, class_names=names)
+                   val_dataset=val_set, progress=progress, class_names=names,
+                   overwrite=overwrite)
+    check_some_steps_ran(result)
     print(result.ap.table(class_names=[None] + names))
     images = [val_set[i][0] for i in range(8)]
     targets = [val_set[i][1] for i in range(8)]

@@ -391,8 +391,8 @@ class _Run:
                 self.save()
             except Exception:  # e.g. the disk is full: keep the older checkpoint
                 pass
-        where = (f"the checkpoint of step {self.last_saved} is in {self.out_dir}; "
-                 "resume to continue (resume=True, minirpn train --resume)")
+        where = (f"the checkpoint of step {self.last_saved} is in {self.out_dir}: "
+                 "resume=True (minirpn train ... --resume) continues the run")
         what = "interrupted" if isinstance(exc, KeyboardInterrupt) else \
             f"stopped by {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
         message = f"training {what} after step {self.done} of {self.planned}; {where}"

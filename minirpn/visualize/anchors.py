@@ -4,8 +4,9 @@ from matplotlib import colormaps
 from matplotlib.patches import Rectangle
 
 from ..backend import to_numpy
-from .boxes import (GT, IGNORED, NEGATIVE, POSITIVE, _boxes, _field, _image, _mapped,
-                    _new_axes, _positive_int, _show_image, _size, _spread, draw_boxes)
+from .boxes import (GT, IGNORED, NEGATIVE, POSITIVE, _boxes, _display_copy, _field, _image,
+                    _mapped, _new_axes, _positive_int, _show_image, _size, _spread,
+                    draw_boxes)
 
 
 def cell_anchor_indices(row, col, feature_width, num_anchors):
@@ -57,7 +58,7 @@ def plot_anchors(image_size, anchors, indices=None, image=None, ax=None, max_anc
     chosen = anchors[indices]
     fig, (ax,) = _new_axes(ax, (h, w))
     if image is not None:
-        ax.imshow(_image(image), extent=(0, w, h, 0), alpha=0.6)
+        ax.imshow(_display_copy(_image(image)), extent=(0, w, h, 0), alpha=0.6)
     ax.plot([0, w, w, 0, 0], [0, 0, h, h, 0], color="black", linewidth=1)
     cmap = colormaps["tab20"]
     for j, (i, (x1, y1, x2, y2)) in enumerate(zip(indices, chosen)):
