@@ -276,3 +276,23 @@ def test_save_figure_rejects_bad_arguments(tmp_path):
         V.save_figure(Figure(), tmp_path / "x.jpg")
     with pytest.raises(TypeError, match="Figure"):
         V.save_figure("figure", tmp_path / "x.png")
+
+
+def test_large_images_are_drawn_from_a_downscaled_copy():
+    """matplotlib resamples what imshow gets through float RGBA buffers
+    (~30 bytes a pixel: 1.9 GB for 5000 x 5000), so a figure must get a copy
+    no larger than MAX_DRAW_SIDE, with the boxes still in original pixels."""
+    from minirpn.visualize.boxes import MAX_DRAW_SIDE
+    image = np.zeros((3000, 2000, 3), np.uint8)
+    image[:1500] = 255                                    # top half white
+    det = {"boxes": np.array([[100.0, 200.0, 1900.0, 2900.0]]), "scores": np.array([0.9]),
+           "labels": np.array([1])}
+    ax = V.plot_detections(image, det).axes[0]
+    shown = ax.images[0]
+    h, w = shown.get_array().shape[:2]
+    assert max(h, w) <= MAX_DRAW_SIDE and h / w == pytest.approx(1.5, rel=0.01)
+    assert tuple(shown.get_extent()) == (0, 2000, 3000, 0)
+    assert shown.get_array()[0, 0, 0] == 255 and shown.get_array()[-1, 0, 0] == 0
+    assert ax.patches[0].get_xy() == (100.0, 200.0) and ax.patches[0].get_width() == 1800.0
+    small = np.zeros((40, 50, 3), np.uint8)
+    assert V.plot_detections(small).axes[0].images[0].get_array().shape == (40, 50, 3)
