@@ -7,7 +7,7 @@ exact resume. Modules: :mod:`.config` (TrainConfig, TrainResult),
 :mod:`.schedule` (learning rate), :mod:`.batches` (data order),
 :mod:`.stages` and :mod:`.alternating` (what each stage trains),
 :mod:`.state` (checkpoint files), :mod:`.log`, :mod:`.evaluate`,
-:mod:`.trainer` (the loop).
+:mod:`.interrupts` (Ctrl-C between updates), :mod:`.trainer` (the loop).
 """
 from .alternating import rpn_proposals
 from .config import (SCHEMES, TrainConfig, TrainingDiverged, TrainingInterrupted,

@@ -7,7 +7,9 @@
   "time": ...}`` after every step (``step`` 1-based; only the losses the
   step computed; ``time`` seconds of training so far);
 * ``{"event": "eval", "step": s, "map": ..., "per_class": {...}, ...}``;
-* ``{"event": "stop" | "diverged", "step": s, "message": ...}``.
+* ``{"event": "stop" | "diverged" | "stopped", "step": s, "message": ...}``
+  (time budget spent; NaN/inf; Ctrl-C or an error, after the checkpoint of
+  the last finished step was written).
 
 Floats are written with Python's shortest round-trip repr, so a loss read
 back from the log is bit-identical to the float that was computed.

@@ -30,15 +30,25 @@ from ..checkpoint import load_checkpoint, save_checkpoint
 from ..config import Config
 from .config import TrainingDiverged
 
-__all__ = ["STATE_FILE", "MODEL_FILE", "check_finite", "save_run", "load_run",
+__all__ = ["STATE_FILE", "MODEL_FILE", "LOG_FILE", "METRICS_FILE", "RUN_FILES",
+           "existing_run_files", "check_finite", "save_run", "load_run",
            "check_resume_config"]
 
 STATE_FILE = "train_state.npz"
 MODEL_FILE = "model.npz"
+LOG_FILE, METRICS_FILE = "log.jsonl", "metrics.json"
+#: The files a run writes; any of them in a folder means a run is there.
+RUN_FILES = (MODEL_FILE, STATE_FILE, LOG_FILE, METRICS_FILE)
 _NET, _VELOCITY, _STATE = "net/", "velocity/", "state_json"
 
 #: TrainConfig fields a resumed run may change: they never alter the results.
 MAY_CHANGE_ON_RESUME = ("eval_every", "checkpoint_every", "minutes")
+
+
+def existing_run_files(out_dir):
+    """The files of :data:`RUN_FILES` present in ``out_dir`` (a list of names;
+    empty for a missing or fresh folder)."""
+    return [name for name in RUN_FILES if os.path.exists(os.path.join(out_dir, name))]
 
 
 def check_finite(networks, velocity, step):

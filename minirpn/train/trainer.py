@@ -1,11 +1,8 @@
 """The training loop behind :func:`train`."""
 import dataclasses
 import os
-import signal
-import threading
 import time
 from collections import namedtuple
-from contextlib import contextmanager
 
 import numpy as np
 
@@ -16,17 +13,15 @@ from .alternating import alternating_stages
 from .batches import BatchStream
 from .config import TrainConfig, TrainingDiverged, TrainingInterrupted, TrainResult
 from .evaluate import evaluate, label_names, metrics_dict
+from .interrupts import CriticalSections
 from .log import JsonlLog, Progress, write_json
 from .schedule import learning_rate
 from .stages import estimate_step_seconds, joint_stages, locate, split_lengths
-from .state import MODEL_FILE, STATE_FILE, check_resume_config, load_run, save_run
+from .state import (LOG_FILE, METRICS_FILE, MODEL_FILE, RUN_FILES, STATE_FILE,
+                    check_resume_config, existing_run_files, load_run, save_run)
 
 __all__ = ["train", "StepInfo", "LOG_FILE", "METRICS_FILE", "RUN_FILES",
            "existing_run_files"]
-
-LOG_FILE, METRICS_FILE = "log.jsonl", "metrics.json"
-#: The files a run writes; any of them in out_dir means an earlier run is there.
-RUN_FILES = (MODEL_FILE, STATE_FILE, LOG_FILE, METRICS_FILE)
 
 #: What ``callback`` receives after every step: the 1-based step, the stage
 #: name, the step's log record and the run's networks (dict name -> model).
@@ -35,12 +30,6 @@ StepInfo = namedtuple("StepInfo", ["step", "stage", "record", "networks"])
 #: Share of the remaining time budget planned for steps; the rest is left
 #: for evaluations, checkpoints and the optimizer updates the probe omits.
 _BUDGET_MARGIN = 0.9
-
-
-def existing_run_files(out_dir):
-    """The files of :data:`RUN_FILES` present in ``out_dir`` (a list of names;
-    empty for a missing or fresh folder)."""
-    return [name for name in RUN_FILES if os.path.exists(os.path.join(out_dir, name))]
 
 
 def train(model, train_dataset, out_dir, train_config=None, val_dataset=None,
@@ -164,9 +153,9 @@ class _Run:
         self.opt = self.stage_index = self.pending_velocity = self.last_saved = None
         self.evaluations, self.stop_reason, self.last_ap = [], "completed", (None, None)
         self.log = self.bar = self.mark = None
-        # What a failure interrupted: None, "update" (parameters possibly half
-        # updated: never checkpoint them) or "save"; and a deferred Ctrl-C.
-        self.busy, self.interrupt_pending = None, False
+        # "update" (parameters possibly half updated: never checkpointed) or
+        # "save" (train_state.npz and model.npz possibly at different steps)
+        self.sections = CriticalSections()
 
     def path(self, name):
         return os.path.join(self.out_dir, name)
@@ -177,7 +166,7 @@ class _Run:
 
     # ---- start: fresh or resumed -------------------------------------------
     def run(self, resume, overwrite):
-        with self.ctrl_c_after_critical_sections():
+        with self.sections.handling_ctrl_c():
             try:
                 if resume:
                     self.restore()
@@ -309,7 +298,7 @@ class _Run:
         stage.model.backward()
         record = {"event": "step", "step": number, "stage": stage.name,
                   "epoch": self.stream.epoch, "lr": lr, **losses}
-        with self.critical("update"):
+        with self.sections.critical("update"):
             self.opt.step()
             self.done = number
             record["time"] = round(self.elapsed(), 3)
@@ -331,7 +320,7 @@ class _Run:
                  "rng": self.rng.bit_generator.state, "stream": self.stream.state(),
                  "elapsed": self.elapsed(), "train_config": self.cfg.to_dict()}
         try:
-            with self.critical("save"):
+            with self.sections.critical("save"):
                 save_run(self.out_dir, self.networks,
                          {} if self.opt is None else self.opt.velocity, state)
         except TrainingDiverged as exc:
@@ -349,43 +338,10 @@ class _Run:
         self.rng.bit_generator.state = self.mark[0]
         self.stream.order, self.stream.position, self.stream.epoch = self.mark[1]
 
-    @contextmanager
-    def critical(self, what):
-        """Run an update or a checkpoint write whole: Ctrl-C waits for its
-        end, and an error inside leaves ``self.busy`` set for keep_work."""
-        self.busy = what
-        yield
-        self.busy = None
-        if self.interrupt_pending:
-            self.interrupt_pending = False
-            raise KeyboardInterrupt
-
-    @contextmanager
-    def ctrl_c_after_critical_sections(self):
-        """While the run lasts, Ctrl-C raises KeyboardInterrupt at once,
-        except inside :meth:`critical` (then just after it). Only in the main
-        thread, and only where Python's default handler is installed."""
-        if threading.current_thread() is not threading.main_thread() \
-                or signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
-            yield
-            return
-
-        def handler(signum, frame):
-            if self.busy is None:
-                raise KeyboardInterrupt
-            self.interrupt_pending = True
-
-        previous = signal.signal(signal.SIGINT, handler)
-        try:
-            yield
-        finally:
-            signal.signal(signal.SIGINT, previous)
-
     def keep_work(self, exc):
         """Checkpoint the last finished step, log why the run stopped, and
         raise: TrainingInterrupted for Ctrl-C, else ``exc`` with a note."""
-        busy, self.busy, self.interrupt_pending = self.busy, None, False
-        if busy != "update" and self.last_saved != self.done:
+        if self.sections.clear() != "update" and self.last_saved != self.done:
             self.rewind()
             try:
                 self.save()
