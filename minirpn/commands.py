@@ -5,12 +5,13 @@ from Python with an ``argparse.Namespace`` or a ``SimpleNamespace``.
 """
 import json
 import os
+import sys
 
 from .config import Config
 from .detect_files import detect_command  # noqa: F401  (re-exported: one place per command)
 
-__all__ = ["load_data", "load_config", "check_run_folder", "check_some_steps_ran",
-           "train_command", "evaluate_command", "detect_command"]
+__all__ = ["load_data", "load_config", "load_model", "check_run_folder",
+           "check_some_steps_ran", "train_command", "evaluate_command", "detect_command"]
 
 
 def load_data(spec, images_dir=None, num_images=100, seed=0):
@@ -114,6 +115,21 @@ def check_some_steps_ran(result):
                            "untrained model; give it more --minutes")
 
 
+def load_model(path):
+    """``FasterRCNN.load(path)``, with a warning on stderr when the file is
+    a run's model.npz saved before its first step (an untrained model)."""
+    from .checkpoint import load_checkpoint
+    from .faster_rcnn import FasterRCNN
+    from .train.state import TRAIN_STEP
+    config, params, extra = load_checkpoint(path, with_extra=True)
+    if TRAIN_STEP in extra and int(extra[TRAIN_STEP]) == 0:
+        print(f"minirpn: warning: {path} holds an untrained model (saved at step 0 "
+              "of its run)", file=sys.stderr)
+    model = FasterRCNN(config)
+    model.load_parameters(params)
+    return model
+
+
 def _check_compatible(checkpoint, config, dataset):
     if config.num_classes != len(dataset.class_names):
         raise ValueError(f"{checkpoint}: field num_classes is {config.num_classes} "
@@ -125,9 +141,8 @@ def _check_compatible(checkpoint, config, dataset):
 
 def evaluate_command(args):
     """``minirpn evaluate``: per-class AP table, or JSON."""
-    from .faster_rcnn import FasterRCNN
     from .train import evaluate
-    model = FasterRCNN.load(args.checkpoint)
+    model = load_model(args.checkpoint)
     dataset = load_data(args.data, args.images, args.num_images, args.seed)
     _check_compatible(args.checkpoint, model.config, dataset)
     result = evaluate(model, dataset, method=args.method, iou_threshold=args.iou)

@@ -115,12 +115,12 @@ def detect_command(args):
     """``minirpn detect``: annotated PNGs, ``detections.jsonl`` as it goes,
     ``detections.json`` at the end; returns the exit code (1 if any input
     could not be read)."""
+    from .commands import load_model
     from .data import read_image
-    from .faster_rcnn import FasterRCNN
     from .train.log import write_json
     from .visualize import plot_detections
     _check_out_folder(args.out, args.images, getattr(args, "overwrite", False))
-    model = FasterRCNN.load(args.checkpoint)
+    model = load_model(args.checkpoint)
     config = model.config
     names = list(config.class_names) or [str(k) for k in range(1, config.num_classes + 1)]
     os.makedirs(args.out, exist_ok=True)

@@ -188,6 +188,16 @@ def test_a_run_with_no_step_says_so_and_exits_1(tmp_path, capsys, monkeypatch):
     out = capsys.readouterr()
     assert "no training step ran (time budget)" in out.err and "untrained" in out.err
     assert "model written" not in out.out
+    # and the untrained model.npz left there is named as such when used
+    monkeypatch.undo()
+    image = write_image(tmp_path / "in" / "a.png")
+    assert main(["detect", str(tmp_path / "run" / "model.npz"), str(image),
+                 "--out", str(tmp_path / "det")]) == 0
+    assert "holds an untrained model (saved at step 0" in capsys.readouterr().err
+    assert main(train_args(tmp_path, tmp_path / "run2", "--iterations", "1")) == 0
+    assert main(["detect", str(tmp_path / "run2" / "model.npz"), str(image),
+                 "--out", str(tmp_path / "det2")]) == 0
+    assert "untrained" not in capsys.readouterr().err
 
 
 # ---- end to end: SIGINT through the real CLI, then --resume -----------------------------

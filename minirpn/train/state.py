@@ -5,7 +5,7 @@ file, then rename; :func:`minirpn.checkpoint.save_checkpoint`):
 
 * ``model.npz``: the run's network (the model, or network B of the
   alternating scheme) as a plain model checkpoint, for
-  :meth:`FasterRCNN.load`.
+  :meth:`FasterRCNN.load`, plus ``train_step``: the step it was saved at.
 * ``train_state.npz``: everything needed to resume, in ONE file so that it
   is never half-updated: the parameters of every network of the run, the
   optimizer's momentum buffers and a JSON string with the step, the fixed
@@ -40,6 +40,8 @@ LOG_FILE, METRICS_FILE = "log.jsonl", "metrics.json"
 #: The files a run writes; any of them in a folder means a run is there.
 RUN_FILES = (MODEL_FILE, STATE_FILE, LOG_FILE, METRICS_FILE)
 _NET, _VELOCITY, _STATE = "net/", "velocity/", "state_json"
+#: model.npz's extra entry: the step of the run it was saved at.
+TRAIN_STEP = "train_step"
 
 #: TrainConfig fields a resumed run may change: they never alter the results.
 MAY_CHANGE_ON_RESUME = ("eval_every", "checkpoint_every", "minutes")
@@ -89,7 +91,9 @@ def save_run(out_dir, networks, velocity, state):
         extra.update({f"{_NET}{name}/{k}": to_numpy(v) for k, v in net.parameters().items()})
     extra.update({_VELOCITY + k: to_numpy(v) for k, v in velocity.items()})
     save_checkpoint(os.path.join(out_dir, STATE_FILE), model.config, model.parameters(), extra)
-    model.save(os.path.join(out_dir, MODEL_FILE))
+    # the step lets evaluate/detect warn about an untrained (step 0) model
+    save_checkpoint(os.path.join(out_dir, MODEL_FILE), model.config, model.parameters(),
+                    {TRAIN_STEP: np.array(state["step"])})
 
 
 def load_run(out_dir, networks):
