@@ -48,8 +48,10 @@ def step_records(path):
             for r in read_log(path) if r["event"] == "step"]
 
 
-class Crash(Exception):
-    pass
+class Crash(BaseException):
+    """A hard stop, like a kill -9 or a power cut: train() checkpoints on
+    Ctrl-C and on errors (Exception), not on this, so the steps since the
+    last periodic checkpoint are lost and must be run again on resume."""
 
 
 def crash_after(step):

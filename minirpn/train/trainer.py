@@ -60,8 +60,9 @@ def train(model, train_dataset, out_dir, train_config=None, val_dataset=None,
         after the resume point are bit-identical to an uninterrupted run's.
         The saved TrainConfig and iteration count are used; the given one
         may differ only in ``eval_every``, ``checkpoint_every`` and
-        ``minutes``. Steps run after the last checkpoint (before a crash
-        or Ctrl-C) are run again and their log lines replaced. Files: see
+        ``minutes``. Steps run after the last checkpoint (before a hard
+        crash: kill -9, power cut) are run again and their log lines
+        replaced. Files: see
         :mod:`minirpn.train.state`.
     progress : bool
         Show a tqdm bar (only on a terminal).
@@ -99,7 +100,8 @@ def train(model, train_dataset, out_dir, train_config=None, val_dataset=None,
         failing callback) is re-raised after the same checkpoint, with a
         note (PEP 678) naming the checkpoint's step and folder. The
         generator and data stream are rewound to the last finished step,
-        so the resumed run is still bit-identical.
+        so the resumed run is still bit-identical. Other BaseExceptions
+        (SystemExit, GeneratorExit) pass through without a checkpoint.
 
     Notes
     -----
