@@ -149,7 +149,7 @@ def _add_detect(sub):
                         "holding an input image")
     p.add_argument("--score-threshold", type=float, default=None)
     p.add_argument("--overwrite", action="store_true",
-                   help="replace the results of an earlier detect in --out")
+                   help="replace files in --out that detect writes (earlier results)")
     p.set_defaults(func=_cmd_detect)
 
 

@@ -74,18 +74,22 @@ def output_names(paths):
     return out
 
 
-def _check_out_folder(out, images, overwrite):
-    """Refuse an --out that holds an input image, or earlier results."""
+def _check_out_folder(out, images, outputs, overwrite):
+    """Refuse an --out that holds an input image, or (unless ``overwrite``)
+    any file this run would write."""
     real_out = os.path.realpath(out)
     for path in images:
         if os.path.realpath(os.path.dirname(os.path.abspath(path))) == real_out:
             raise ValueError(f"--out {out} holds the input image {path}: detect never "
                              "writes beside its inputs (it could overwrite them); "
                              "choose another --out")
-    earlier = [n for n in (RESULTS_FILE, LINES_FILE) if os.path.exists(os.path.join(out, n))]
+    earlier = [n for n in (RESULTS_FILE, LINES_FILE, *outputs)
+               if os.path.exists(os.path.join(out, n))]
     if earlier and not overwrite:
-        raise FileExistsError(f"--out {out} already holds results ({', '.join(earlier)}): "
-                              "add --overwrite to replace them, or choose another --out")
+        more = f" and {len(earlier) - 3} more" if len(earlier) > 3 else ""
+        raise FileExistsError(f"--out {out} already holds {', '.join(earlier[:3])}{more}, "
+                              "which detect would write: add --overwrite to replace "
+                              "them, or choose another --out")
 
 
 def _save_png(fig, path):
@@ -119,14 +123,15 @@ def detect_command(args):
     from .data import read_image
     from .train.log import write_json
     from .visualize import plot_detections
-    _check_out_folder(args.out, args.images, getattr(args, "overwrite", False))
+    outputs = output_names(args.images)
+    _check_out_folder(args.out, args.images, outputs, getattr(args, "overwrite", False))
     model = load_model(args.checkpoint)
     config = model.config
     names = list(config.class_names) or [str(k) for k in range(1, config.num_classes + 1)]
     os.makedirs(args.out, exist_ok=True)
     records, skipped = [], []
     with open(os.path.join(args.out, LINES_FILE), "w", encoding="utf-8") as lines:
-        for path, name in zip(args.images, output_names(args.images)):
+        for path, name in zip(args.images, outputs):
             try:
                 image = read_image(path)
             except (OSError, ValueError) as exc:

@@ -72,6 +72,12 @@ def test_detect_names_outputs_uniquely(tmp_path, checkpoint):
     assert (out / "detections.json").read_bytes() == before
     assert detect(checkpoint, x, "--out", out, "--overwrite") == 0
     assert len(json.loads((out / "detections.json").read_text())) == 1
+    # a file of the user's under an output's name is kept too
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "img.png").write_bytes(b"my picture")
+    assert detect(checkpoint, x, "--out", mine) == 1
+    assert (mine / "img.png").read_bytes() == b"my picture"
 
 
 def test_output_names_are_unique_and_deterministic():
