@@ -17,7 +17,7 @@ from .interrupts import CriticalSections
 from .log import JsonlLog, Progress, write_json
 from .schedule import learning_rate
 from .stages import estimate_step_seconds, joint_stages, locate, split_lengths
-from .state import (LOG_FILE, METRICS_FILE, MODEL_FILE, RUN_FILES, STATE_FILE,
+from .state import (LOG_FILE, METRICS_FILE, RUN_FILES, STATE_FILE,
                     check_resume_config, existing_run_files, load_run, save_run)
 
 __all__ = ["train", "StepInfo", "LOG_FILE", "METRICS_FILE", "RUN_FILES",
