@@ -32,3 +32,6 @@ __all__ = ["draw_boxes", "class_color", "network_to_original", "cell_anchor_indi
            "plot_anchors", "plot_anchor_labels", "plot_objectness", "plot_proposals",
            "plot_rois", "plot_feature_maps", "plot_trace", "plot_loss_curves",
            "detection_grid", "save_figure"]
+
+from .roi_bins import ROI_METHODS, plot_roi_bins, roi_bin_geometry  # noqa: E402
+__all__ += ["roi_bin_geometry", "plot_roi_bins", "ROI_METHODS"]
