@@ -35,3 +35,6 @@ __all__ = ["draw_boxes", "class_color", "network_to_original", "cell_anchor_indi
 
 from .roi_bins import ROI_METHODS, plot_roi_bins, roi_bin_geometry  # noqa: E402
 __all__ += ["roi_bin_geometry", "plot_roi_bins", "ROI_METHODS"]
+
+from .smooth_l1 import plot_smooth_l1, smooth_l1_curve  # noqa: E402
+__all__ += ["smooth_l1_curve", "plot_smooth_l1"]
