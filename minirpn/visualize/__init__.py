@@ -38,3 +38,6 @@ __all__ += ["roi_bin_geometry", "plot_roi_bins", "ROI_METHODS"]
 
 from .smooth_l1 import plot_smooth_l1, smooth_l1_curve  # noqa: E402
 __all__ += ["smooth_l1_curve", "plot_smooth_l1"]
+
+from .pr_curve import match_image, plot_matches, plot_pr_curve, precision_envelope  # noqa: E402
+__all__ += ["match_image", "plot_matches", "precision_envelope", "plot_pr_curve"]
