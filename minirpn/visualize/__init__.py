@@ -41,3 +41,6 @@ __all__ += ["smooth_l1_curve", "plot_smooth_l1"]
 
 from .pr_curve import match_image, plot_matches, plot_pr_curve, precision_envelope  # noqa: E402
 __all__ += ["match_image", "plot_matches", "precision_envelope", "plot_pr_curve"]
+
+from .roi_targets import plot_bbox_mask, plot_class_boxes, plot_roi_sampling  # noqa: E402
+__all__ += ["plot_roi_sampling", "plot_bbox_mask", "plot_class_boxes"]
