@@ -7,7 +7,7 @@ each detection takes the ground truth of the same class it overlaps most if
 that IoU is at least the threshold and the ground truth is still free
 (true positive); otherwise it is a false positive. The three APs are those of
 :mod:`minirpn.evaluation.curves`: VOC2007's 11 recall points (Everingham et
-al. 2010, section 4.2), the area under the precision envelope (VOC2010 and
+al. 2010, section 4), the area under the precision envelope (VOC2010 and
 later) and COCO's 101 recall points (``pycocotools`` COCOeval).
 """
 import numpy as np

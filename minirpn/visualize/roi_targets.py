@@ -8,7 +8,7 @@
   the four columns of each foreground RoI's class (py-faster-rcnn's
   ``bbox_inside_weights``).
 - :func:`plot_class_boxes`: one RoI and the C boxes the head decodes from it,
-  one per class (Fast R-CNN, section 2: "bounding-box regression offsets
+  one per class (Fast R-CNN, section 2.3: "bounding-box regression offsets
   ... for each of the K object classes").
 """
 import numpy as np
