@@ -32,3 +32,15 @@ __all__ = ["draw_boxes", "class_color", "network_to_original", "cell_anchor_indi
            "plot_anchors", "plot_anchor_labels", "plot_objectness", "plot_proposals",
            "plot_rois", "plot_feature_maps", "plot_trace", "plot_loss_curves",
            "detection_grid", "save_figure"]
+
+from .roi_bins import ROI_METHODS, plot_roi_bins, roi_bin_geometry  # noqa: E402
+__all__ += ["roi_bin_geometry", "plot_roi_bins", "ROI_METHODS"]
+
+from .smooth_l1 import plot_smooth_l1, smooth_l1_curve  # noqa: E402
+__all__ += ["smooth_l1_curve", "plot_smooth_l1"]
+
+from .pr_curve import match_image, plot_matches, plot_pr_curve, precision_envelope  # noqa: E402
+__all__ += ["match_image", "plot_matches", "precision_envelope", "plot_pr_curve"]
+
+from .roi_targets import plot_bbox_mask, plot_class_boxes, plot_roi_sampling  # noqa: E402
+__all__ += ["plot_roi_sampling", "plot_bbox_mask", "plot_class_boxes"]
