@@ -62,5 +62,7 @@ def test_nms_picture_shows_each_suppression_with_its_suppressor():
     solid = [r for r in rects(after) if r.get_linestyle() == "-"]
     dashed = [r for r in rects(after) if r.get_linestyle() == "--"]
     assert (len(solid), len(dashed)) == (2, 2)
-    texts = [t.get_text() for t in after.texts]
-    assert "#0 <- #3 (IoU 0.82)" in texts and "#2 kept" in texts
+    texts = [t.get_text() for t in after.get_legend().get_texts()]
+    assert texts == ["#0 <- #3 (IoU 0.82)", "#1 <- #3 (IoU 0.68)", "#2 kept", "#3 kept"]
+    assert [t.get_text() for t in fig.axes[0].get_legend().get_texts()][3] == "#3 0.95"
+    assert rects(after)[0].get_edgecolor() == rects(fig.axes[0])[0].get_edgecolor()

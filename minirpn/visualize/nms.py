@@ -5,11 +5,13 @@ score: a box not yet suppressed is kept and suppresses every later box whose IoU
 is greater than the threshold.
 """
 import numpy as np
+from matplotlib import colormaps
 from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
 
 from ..backend import to_numpy
 from ..ops import box_iou, nms
-from .boxes import NEGATIVE, POSITIVE, _boxes, _image, draw_boxes
+from .boxes import _boxes, _image, draw_boxes
 
 __all__ = ["nms_suppressors", "plot_nms"]
 
@@ -42,12 +44,13 @@ def nms_suppressors(boxes, scores, iou_threshold):
     return by
 
 
-def plot_nms(boxes, scores, iou_threshold, image=None, size=4.5):
-    """Two panels: every box numbered by its score rank, then what NMS kept and removed.
+def plot_nms(boxes, scores, iou_threshold, image=None, size=4.0):
+    """Two panels: every box with its score, then what NMS kept and what it removed.
 
-    Kept boxes are drawn solid green; a suppressed box is dashed red and captioned with
-    the box that suppressed it and their IoU, e.g. ``"#3 <- #1 (IoU 0.78)"``. Captions use
-    the boxes' indices in ``boxes``.
+    Each box has its own colour in both panels, and a legend entry: ``"#2 0.75"`` on the
+    left; on the right a kept box is solid (``"#2 kept"``) and a suppressed one dashed,
+    captioned with the box that suppressed it and their IoU, e.g. ``"#3 <- #2 (IoU 0.82)"``.
+    Numbers are the boxes' indices in ``boxes``.
 
     Shapes: N boxes.
 
@@ -69,28 +72,32 @@ def plot_nms(boxes, scores, iou_threshold, image=None, size=4.5):
     scores = to_numpy(scores).astype(np.float64)
     boxes = _boxes(boxes, "boxes")
     iou = box_iou(boxes, boxes)
-    fig = Figure(figsize=(2.2 * size, size), layout="constrained")
+    fig = Figure(figsize=(3.2 * size, size), layout="constrained")
     axes = [fig.add_subplot(1, 2, k + 1) for k in range(2)]
-    kept = np.flatnonzero(by < 0)
-    gone = np.flatnonzero(by >= 0)
     if image is not None:
         image = _image(image)
         for ax in axes:
             draw_boxes(ax, image, np.zeros((0, 4)))
-    draw_boxes(axes[0], None, boxes, color="gold",
-               captions=[f"#{i} {s:.2f}" for i, s in enumerate(scores)])
-    draw_boxes(axes[1], None, boxes[kept], color=POSITIVE, linewidth=2,
-               captions=[f"#{i} kept" for i in kept])
-    draw_boxes(axes[1], None, boxes[gone], color=NEGATIVE, linestyle="--",
-               captions=[f"#{i} <- #{by[i]} (IoU {iou[by[i], i]:.2f})" for i in gone])
+    for i, (x1, y1, x2, y2) in enumerate(boxes):
+        color = colormaps["tab10"](i % 10)
+        axes[0].add_patch(Rectangle((x1, y1), x2 - x1, y2 - y1, fill=False, edgecolor=color,
+                                    linewidth=1.5, label=f"#{i} {scores[i]:.2f}"))
+        kept = by[i] < 0
+        axes[1].add_patch(Rectangle(
+            (x1, y1), x2 - x1, y2 - y1, fill=False, edgecolor=color,
+            linewidth=2.5 if kept else 1.2, linestyle="-" if kept else "--",
+            label=f"#{i} kept" if kept else f"#{i} <- #{by[i]} (IoU {iou[by[i], i]:.2f})"))
     if image is None and len(boxes):
         lo, hi = boxes[:, :2].min(axis=0), boxes[:, 2:].max(axis=0)
-        pad = 0.1 * (hi - lo).max()
+        pad = 0.05 * (hi - lo).max()
         for ax in axes:
             ax.set_xlim(lo[0] - pad, hi[0] + pad)
-            ax.set_ylim(hi[1] + pad, lo[1] - 2 * pad)
+            ax.set_ylim(hi[1] + pad, lo[1] - pad)
             ax.set_aspect("equal")
-    axes[0].set_title(f"{len(boxes)} boxes, index and score", fontsize=9)
-    axes[1].set_title(f"NMS at IoU > {iou_threshold:g}: {len(kept)} kept (green), "
-                      f"{len(gone)} suppressed (red)", fontsize=9)
+    for ax in axes:
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    n_kept = int(np.count_nonzero(by < 0))
+    axes[0].set_title(f"{len(boxes)} boxes: index and score", fontsize=9)
+    axes[1].set_title(f"NMS at IoU > {iou_threshold:g}: {n_kept} kept (solid), "
+                      f"{len(boxes) - n_kept} suppressed (dashed)", fontsize=9)
     return fig
