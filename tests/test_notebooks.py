@@ -58,18 +58,22 @@ def test_notebook_executes(path, monkeypatch, record_property):
     nb = nbformat.read(path, as_version=4)
     client = nbclient.NotebookClient(
         nb, timeout=CELL_TIMEOUT_S, kernel_name="python3",
+        extra_arguments=["--InteractiveShell.colors=nocolor"],
         resources={"metadata": {"path": str(NOTEBOOK_DIR)}})
     start, cpu_start = time.perf_counter(), _children_cpu_seconds()
+    failure = None
     try:
         client.execute()
     except CellExecutionError as error:
         index, first = _failing_cell(nb)
-        pytest.fail(f"{path.name}: cell {index} ({first!r}) raised:\n{error}", pytrace=False)
+        failure = f"{path.name}: cell {index} ({first!r}) raised:\n{error}"
     finally:
         # Wall time, and the CPU time of the kernel (counted once it has exited): on a
         # machine shared with other jobs the second is the steadier measure.
         record_property("notebook_seconds", round(time.perf_counter() - start, 1))
         record_property("notebook_cpu_seconds", round(_children_cpu_seconds() - cpu_start, 1))
+    if failure:
+        pytest.fail(failure, pytrace=False)
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
