@@ -18,11 +18,14 @@ the boxes are already in the image's pixels (AnchorLabels carry their own).
 Layout: :mod:`.boxes` (drawing boxes, network -> original pixels, PNG output,
 shared checks), :mod:`.anchors` (anchors and their labels), :mod:`.stages`
 (objectness, proposals, RoIs, feature maps, the whole trace) and
-:mod:`.results` (detections, detection grids, loss curves).
+:mod:`.results` (detections, detection grids, loss curves), :mod:`.iou` (box pairs and the
+max-IoU histogram) and :mod:`.nms` (which box suppressed which).
 """
 from .anchors import cell_anchor_indices, plot_anchor_labels, plot_anchors
 from .boxes import (GT, IGNORED, NEGATIVE, POSITIVE, class_color, draw_boxes,
                     network_to_original, save_figure)
+from .iou import plot_iou_pairs, plot_max_iou_histogram
+from .nms import nms_suppressors, plot_nms
 from .results import detection_grid, plot_detections, plot_loss_curves
 from .results import _smooth  # noqa: F401  (tests check the moving average through here)
 from .stages import plot_feature_maps, plot_objectness, plot_proposals, plot_rois, plot_trace
@@ -31,7 +34,8 @@ __all__ = ["draw_boxes", "class_color", "network_to_original", "cell_anchor_indi
            "plot_detections",
            "plot_anchors", "plot_anchor_labels", "plot_objectness", "plot_proposals",
            "plot_rois", "plot_feature_maps", "plot_trace", "plot_loss_curves",
-           "detection_grid", "save_figure"]
+           "detection_grid", "save_figure",
+           "plot_iou_pairs", "plot_max_iou_histogram", "nms_suppressors", "plot_nms"]
 
 from .roi_bins import ROI_METHODS, plot_roi_bins, roi_bin_geometry  # noqa: E402
 __all__ += ["roi_bin_geometry", "plot_roi_bins", "ROI_METHODS"]
