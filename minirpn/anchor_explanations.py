@@ -1,7 +1,8 @@
 """Why each anchor got its label: the :class:`Reason` codes and the text.
 
-The anchor target layer (:mod:`minirpn.anchor_targets`, seed 001) records a
-:class:`Reason` for every anchor; this module turns those codes into the
+The anchor target layer (:mod:`minirpn.anchor_targets`, Ren et al. 2015,
+section 3.1.2) records a :class:`Reason` for every anchor; this module
+turns those codes into the
 counts, the one-line summary and the per-anchor sentences behind
 ``AnchorLabels.counts()``, ``.summary()`` and ``.explain(i)``. It takes the
 ``AnchorLabels`` object as an argument and never imports

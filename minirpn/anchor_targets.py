@@ -1,7 +1,8 @@
 """Anchor target layer: label anchors 1 / 0 / -1 and give positives targets.
 
-Seed 001, "Compute RPN Loss: Anchor Target Layer" (and seed 000), applied
-in this order, with a :class:`Reason` recorded for every anchor so that
+Ren et al. 2015, sections 3.1.2, 3.1.3 and 3.3, as py-faster-rcnn's
+``lib/rpn/anchor_target_layer.py``, applied in this order, with a
+:class:`Reason` recorded for every anchor so that
 ``labels.explain(i)`` answers "why is anchor i ignored?":
 
 1. anchors crossing the image border by more than ``allowed_border`` are
@@ -17,7 +18,8 @@ in this order, with a :class:`Reason` recorded for every anchor so that
    random with ``rng``; the rest become -1 (``Reason.DROPPED_BY_SAMPLING``,
    the rule they fell under is kept in ``reason_before_sampling``).
 
-Regression targets (seed 001) are ``encode_boxes(anchor, matched GT)`` for
+Regression targets (Ren et al. 2015, eq. 2) are
+``encode_boxes(anchor, matched GT)`` for
 the anchors labelled 1 after sampling, zeros elsewhere. :class:`Reason` and
 the text behind ``explain`` / ``summary`` / ``counts`` live in
 :mod:`minirpn.anchor_explanations` (``Reason`` is re-exported here).

@@ -1,13 +1,13 @@
 """Anchor generation: the reference boxes the RPN classifies and refines.
 
-Seed 000 ("Training the RPN"): every position of the feature map carries
+Ren et al. 2015, section 3.1.1: every position of the feature map carries
 ``A`` anchors (3 sizes x 3 shapes = 9 by default) in image coordinates, one
 feature cell standing for ``stride`` x ``stride`` image pixels; a 38 x 57
 feature map therefore yields 38 * 57 * 9 = 19494 anchors.
 
 Conventions (which differ from the two reference implementations):
 
-* Continuous coordinates, no ``+1``: width = x2 - x1 (DEVELOPERS.md).
+* Continuous coordinates, no ``+1``: width = x2 - x1 (as torchvision).
 * The base anchors are centred on the centre of the first stride cell,
   ``(base_size / 2, base_size / 2)``. py-faster-rcnn centres them at
   ``(base_size - 1) / 2 = 7.5`` with ``+1`` widths and rounds the sizes;
@@ -156,7 +156,7 @@ def grid_anchors(feature_height, feature_width, stride, base):
 
     Examples
     --------
-    >>> grid_anchors(38, 57, 16, base_anchors()).shape   # seed 000
+    >>> grid_anchors(38, 57, 16, base_anchors()).shape   # 38 * 57 * 9
     (19494, 4)
     """
     H = _check_positive_int(feature_height, "feature_height")

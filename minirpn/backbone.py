@@ -1,4 +1,4 @@
-"""The feature network (seed 000, part 1): a VGG-style stack of 3x3 convs.
+"""The shared conv layers (Ren et al. 2015, section 3): a VGG-style stack of 3x3 convs.
 
 A backbone is built from a channel list such as ``(64, 64, "M", 128, ...)``:
 each number is a 3x3 conv (padding 1) followed by a ReLU, each ``"M"`` a 2x2

@@ -1,6 +1,6 @@
 """Argument checks shared by every floor.
 
-DEVELOPERS.md: bad input gets a ValueError or TypeError that names the
+The house rule: bad input gets a ValueError or TypeError that names the
 argument, what was expected and what was given. Nothing is broadcast,
 clipped or dropped silently. These helpers keep those messages uniform.
 """

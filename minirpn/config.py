@@ -1,4 +1,4 @@
-"""Every hyper-parameter of the detector, with the seeds' defaults.
+"""Every hyper-parameter of the detector, with py-faster-rcnn's defaults.
 
 ``Config.paper(num_classes)`` is Faster R-CNN as published (VGG16, stride 16,
 600/1000 images, 9 anchors); ``Config.toy(num_classes)`` is a small network
@@ -25,12 +25,12 @@ TOY_CHANNELS = (16, "M", 32, "M", 64, "M", 128)
 
 @dataclass
 class Config:
-    """Hyper-parameters; every field has the seeds' or the paper's default."""
+    """Hyper-parameters; every field has py-faster-rcnn's or the paper's default."""
 
     num_classes: int
     """Number of object classes C; labels are 1..C and 0 is background."""
 
-    # --- preprocessing (seed 001, "Image Pre-Processing") -------------------
+    # --- preprocessing (Ren et al. 2015, section 3.3; py-faster-rcnn) -------
     target_size: int = 600
     """The shorter image side is resized to this many pixels."""
     max_size: int = 1000
@@ -44,7 +44,7 @@ class Config:
     backbone_channels: tuple = VGG16_CHANNELS
     """Conv widths of the VGG-style backbone; "M" marks a 2x2 max-pool."""
 
-    # --- anchors (seed 000: 3 scales x 3 ratios) -----------------------------
+    # --- anchors (Ren et al. 2015, section 3.3: 3 scales x 3 ratios) --------
     anchor_scales: tuple = (8, 16, 32)
     """Anchor sizes as multiples of the stride: 128, 256, 512 px at stride 16."""
     anchor_ratios: tuple = (0.5, 1.0, 2.0)
@@ -54,9 +54,9 @@ class Config:
     rpn_channels: int = 512
     """Width of the RPN's 3x3 conv."""
     rpn_positive_iou: float = 0.7
-    """Anchors with max IoU >= this are positive (seed 001)."""
+    """Anchors with max IoU >= this are positive (Ren et al. 2015, 3.1.2)."""
     rpn_negative_iou: float = 0.3
-    """Anchors with max IoU < this are negative (seed 001)."""
+    """Anchors with max IoU < this are negative (Ren et al. 2015, 3.1.2)."""
     rpn_batch_size: int = 256
     """Anchors sampled per image for the RPN loss."""
     rpn_positive_fraction: float = 0.5
@@ -78,7 +78,7 @@ class Config:
     rpn_sigma: float = 3.0
     """Smooth-L1 sigma of the RPN box loss."""
 
-    # --- proposal targets (seed 001, proposal target layer) ------------------
+    # --- proposal targets (Fast R-CNN section 2.3; proposal_target_layer.py) -
     roi_batch_size: int = 128
     """RoIs sampled per image for the detection head's loss."""
     roi_positive_fraction: float = 0.25

@@ -1,4 +1,5 @@
-"""From the head's outputs to final detections (seed 001, "Inference").
+"""From the head's outputs to final detections (Fast R-CNN section 3;
+py-faster-rcnn's ``lib/fast_rcnn/test.py``).
 
 1. softmax over the C + 1 class scores of each RoI;
 2. decode each class's deltas against the RoI (undoing the box-std

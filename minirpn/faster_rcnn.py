@@ -1,7 +1,8 @@
 """Faster R-CNN: the feature network, the RPN and the detection network.
 
-The model is a :class:`~minirpn.nn.Module` with three children (seed 000's
-three parts): ``backbone``, ``rpn`` and ``roi_head``. Each stage of the
+The model is a :class:`~minirpn.nn.Module` with three children (Ren et al.
+2015, section 3: shared conv layers, RPN, Fast R-CNN detector):
+``backbone``, ``rpn`` and ``roi_head``. Each stage of the
 pipeline is a method of its own, so :meth:`FasterRCNN.forward_train`,
 :meth:`FasterRCNN.detect` and :meth:`FasterRCNN.step_through` are three
 orderings of the same code:

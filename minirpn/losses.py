@@ -1,4 +1,4 @@
-"""The four losses of Faster R-CNN (paper eq. 1; seeds 001 and 002).
+"""The four losses of Faster R-CNN (Ren et al. 2015, eq. 1; Fast R-CNN 2.3).
 
 - RPN classification: softmax cross-entropy over the sampled anchors; label
   -1 ("don't care") rows are ignored.
@@ -6,9 +6,10 @@
   number of sampled anchors (the paper's N_cls normalisation, with
   lambda = 1 as in py-faster-rcnn).
 - Head classification: softmax cross-entropy over C + 1 classes for every
-  sampled RoI (background included: seed 001).
+  sampled RoI (background included: Fast R-CNN section 2.3).
 - Head box: smooth L1 with sigma 1 on the true class's four columns of the
-  foreground RoIs only (the ``bbox_weights`` mask of seed 001), divided by
+  foreground RoIs only (the ``bbox_weights`` mask, py-faster-rcnn's
+  ``bbox_inside_weights``), divided by
   the number of sampled RoIs.
 
 Each ``*_losses`` function returns the two losses and a cache; the matching

@@ -1,6 +1,7 @@
 """The model's first stage: resize, subtract the mean, pad into a batch.
 
-Seed 001, "Image Pre-Processing": every image is rescaled so its shorter side
+Ren et al. 2015, section 3.3, and py-faster-rcnn's ``config.py`` (SCALES,
+MAX_SIZE, PIXEL_MEANS): every image is rescaled so its shorter side
 is ``target_size`` pixels unless the longer side would then exceed
 ``max_size``; a fixed per-channel mean (a configuration value, the same for
 every image) is subtracted. Images of one batch are padded with zeros (the
@@ -35,7 +36,7 @@ class PreprocessedBatch:
     original_sizes : list of (int, int)
         Each image's (H, W) as given.
     scales : list of float
-        The scalar resize factor of each image (seed 001's rule).
+        The scalar resize factor of each image (Ren et al. 2015, section 3.3).
     """
 
     images: object
@@ -72,7 +73,7 @@ class PreprocessedBatch:
 
 
 def compute_scale(height, width, target_size, max_size):
-    """The resize factor of seed 001: shorter side to ``target_size``,
+    """The resize factor (Ren et al. 2015, section 3.3): shorter side to ``target_size``,
     longer side at most ``max_size``."""
     scale = target_size / min(height, width)
     if round(scale * max(height, width)) > max_size:

@@ -1,19 +1,19 @@
 """The proposal target layer: sample RoIs and build the detection head's targets.
 
-Seed 001, proposal target layer; seed 000, "Training the Detection Network".
+Fast R-CNN section 2.3; py-faster-rcnn's ``lib/rpn/proposal_target_layer.py``.
 From the proposals (and the ground truth appended to them) a fixed-size batch
 of RoIs is drawn: foreground where the best IoU with a GT box is at least
 ``fg_iou`` (at most ``round(batch_size * positive_fraction)`` of them),
 background where it lies in ``[lo, hi)``. Each foreground RoI gets the
 regression target towards its GT box, written into the four columns of its
-class (seed 001: "These regression targets are expanded for all classes"),
+class (py-faster-rcnn's ``_get_bbox_regression_labels``),
 and an inside-weight mask that is 1 only there (``bbox_inside_weights``).
 
 Choices (documented here because several implementations differ):
 
 - Foreground quota: ``int(np.round(batch_size * positive_fraction))`` as in
   py-faster-rcnn, so halves round to even (10 * 0.25 = 2.5 -> 2).
-- Background shortfall (seed 000: "some ROIs are duplicated at random"):
+- Background shortfall (too few background RoIs to fill the batch):
   every distinct background RoI is used once, and only the shortfall is drawn
   WITH replacement. tf-faster-rcnn redraws the whole set with replacement,
   which can leave some backgrounds out while repeating others.
@@ -159,7 +159,7 @@ def sample_proposals(proposals, gt_boxes, gt_labels, num_classes, *,
     gt_labels = xp.asarray(gt_labels)
     num_gt = gt_boxes.shape[0]
 
-    # 1. Append the GT boxes to the candidates (seed 001, py-faster-rcnn):
+    # 1. Append the GT boxes to the candidates (py-faster-rcnn):
     # early in training the proposals are poor, and this guarantees
     # foreground RoIs with exact targets.
     candidates = xp.concatenate([proposals, gt_boxes], axis=0)
@@ -173,8 +173,8 @@ def sample_proposals(proposals, gt_boxes, gt_labels, num_classes, *,
         matched = xp.full(candidates.shape[0], -1, dtype=np.int64)
         max_iou = xp.zeros(candidates.shape[0], dtype=proposals.dtype)
 
-    # 3. Label by IoU (seed 000: foreground above 0.5, background between
-    # 0.1 and 0.5); widen an empty background window (module notes).
+    # 3. Label by IoU (Fast R-CNN section 2.3: foreground at 0.5 and above,
+    # background in [0.1, 0.5)); widen an empty background window (module notes).
     fg = xp.flatnonzero(max_iou >= fg_iou)
     in_window = (max_iou >= lo) & (max_iou < hi)
     fallback = lo > 0 and not bool(in_window.any())

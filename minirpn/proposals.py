@@ -1,6 +1,7 @@
 """The proposal layer: RPN outputs -> a few hundred or thousand RoIs.
 
-Seed 001, proposal layer: apply the RPN's regression coefficients to the
+Ren et al. 2015, section 3.3; py-faster-rcnn's ``proposal_layer.py``:
+apply the RPN's regression coefficients to the
 anchors, then prune the boxes by non-maximum suppression on the foreground
 scores. The order of the steps is py-faster-rcnn's ``proposal_layer.py``:
 
@@ -15,8 +16,8 @@ Every step records which anchors it removed, so a step-through can show the
 proposals before and after NMS and what NMS removed.
 
 Defaults (Faster R-CNN, py-faster-rcnn ``config.py``): 12000 boxes into NMS
-and 2000 out in training, 6000 and 300 at test time (seed 000: "About 2000
-boxes are extracted during training phase ... about 300 for testing").
+and 2000 out in training, 6000 and 300 at test time (Ren et al. 2015,
+sections 3.3 and 4.1: 2000 proposals for training, 300 at test time).
 """
 from dataclasses import dataclass, field
 from numbers import Integral, Real
@@ -129,7 +130,7 @@ def _split(index, keep, xp):
 
 
 class ProposalLayer:
-    """Turn RPN scores and deltas into proposals (seed 001, proposal layer).
+    """Turn RPN scores and deltas into proposals (py-faster-rcnn's proposal_layer.py).
 
     Parameters
     ----------
@@ -233,8 +234,8 @@ class ProposalLayer:
         boxes, scores, index = boxes[keep], scores[keep], index[keep]
         before = (boxes, scores, index)
 
-        # 5. NMS removes near-duplicates so lower-ranked boxes "get a chance
-        # to move up" (seed 001). nms returns kept positions by score, ties
+        # 5. NMS removes near-duplicates so lower-ranked boxes can reach the
+        # top N (Ren et al. 2015, 3.3). nms returns kept positions by score, ties
         # by position, so on this sorted input they come back ascending.
         keep = nms(boxes, scores, self.nms_threshold)
         index, removed = _split(index, keep, xp)

@@ -1,4 +1,4 @@
-"""The detection network (seed 000, part 3): crop, two FC layers, two outputs.
+"""The detection network (Fast R-CNN, section 2): crop, two FC layers, two outputs.
 
 Each RoI's features are cropped to a fixed ``P x P`` grid by one of three
 methods (``Config.crop_method``):
@@ -6,16 +6,17 @@ methods (``Config.crop_method``):
 - ``"roi_pool"``: max over quantised bins (Fast R-CNN; the paper's choice);
 - ``"roi_align"``: averages of bilinear samples, no quantisation (Mask R-CNN);
 - ``"crop_pool"``: an affine grid plus bilinear sampling, then a 2x2 max-pool
-  (seed 001, after Spatial Transformer Networks).
+  (tf-faster-rcnn's ``crop_and_resize``, Chen & Gupta 2017; after
+  Spatial Transformer Networks, Jaderberg et al. 2015).
 
 The crop is flattened and passed through fc6 and fc7 (ReLU, dropout), then
 two siblings: ``C + 1`` class scores and ``4 (C + 1)`` class-specific box
-deltas (seed 001: one set of coefficients per class).
+deltas (Fast R-CNN section 2.3: one set of coefficients per class).
 
 Gradients flow into the features only. The RoI coordinates are treated as
 constants even though they come from the RPN's deltas: this is the paper's
-"approximate joint training" (section 3.2), and seed 001 notes that the
-exact gradient through the coordinates is "quite tricky".
+"approximate joint training" (section 3.2), which calls the exact gradient
+through the coordinates "a nontrivial problem".
 """
 import numpy as np
 

@@ -1,4 +1,4 @@
-"""The region proposal network's head (paper section 3.1; seeds 000, 002, 003).
+"""The region proposal network's head (Ren et al. 2015, section 3.1).
 
 A 3x3 conv with ReLU slides over the feature map; two sibling 1x1 convs give,
 at every cell, 2 scores (background, foreground) and 4 box deltas for each of

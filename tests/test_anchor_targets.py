@@ -1,4 +1,4 @@
-"""Anchor target layer (seeds 000/001): hand-worked rules, sampling,
+"""Anchor target layer (Ren et al. 2015, 3.1.2-3.1.3): hand-worked rules, sampling,
 explanations, validation, and properties against a loop reference."""
 import math
 

@@ -1,4 +1,5 @@
-"""Anchor generation (seed 000): base anchors, grid order, validation."""
+"""Anchor generation (Ren et al. 2015, section 3.1.1): base anchors, grid order,
+validation."""
 import math
 
 import numpy as np
@@ -63,7 +64,7 @@ def test_base_anchors_areas_and_ratios_property(base, scales, ratios):
 
 
 def test_grid_anchors_seed_000_count():
-    # Seed 000: a 38 x 57 feature map with 9 anchors gives 19494 anchors.
+    # A 38 x 57 feature map with 9 anchors gives 19494 anchors.
     assert 38 * 57 * 9 == 19494
     g = grid_anchors(38, 57, 16, base_anchors())
     assert g.shape == (19494, 4) and g.dtype == np.float32

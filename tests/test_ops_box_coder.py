@@ -1,4 +1,5 @@
-"""minirpn.ops.box_coder: regression deltas (seed 001, t_x, t_y, t_w, t_h)."""
+"""minirpn.ops.box_coder: regression deltas (Ren et al. 2015, eq. 2:
+t_x, t_y, t_w, t_h)."""
 import math
 
 import numpy as np

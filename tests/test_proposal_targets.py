@@ -1,5 +1,5 @@
-"""Tests for the proposal target layer (seed 001; seed 000, "Training the
-Detection Network")."""
+"""Tests for the proposal target layer (Fast R-CNN section 2.3;
+py-faster-rcnn's proposal_target_layer.py)."""
 import math
 
 import numpy as np

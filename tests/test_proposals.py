@@ -1,4 +1,4 @@
-"""Tests for the proposal layer (seed 001, proposal layer)."""
+"""Tests for the proposal layer (py-faster-rcnn's proposal_layer.py)."""
 import math
 
 import numpy as np

@@ -22,8 +22,8 @@ def ramp(h, w, dtype=np.float64, c=1):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_seed_000_box_665_at_stride_32(dtype):
-    # Seed 000: 800x800 image, stride 32 -> 25x25 map, a 665x665 box. 665/32 =
-    # 20.78; the seed floors it to 20, torchvision rounds to 21, and the RoI
+    # An 800x800 image, stride 32 -> 25x25 map, a 665x665 box. 665/32 =
+    # 20.78; a floor gives 20, torchvision rounds to 21, and the RoI
     # covers cells 0..21 inclusive: 22 cells, bins of 22/7 = 3.14 cells.
     f = ramp(25, 25, dtype)
     y, cache = roi_pool_forward(f, np.array([[0, 0, 0, 665, 665]], dtype), 7, 1 / 32)

@@ -1,4 +1,4 @@
-"""The 4-step alternating scheme (paper section 3.2, seed 004)."""
+"""The 4-step alternating scheme (Ren et al. 2015, section 3.2)."""
 import numpy as np
 import pytest
 

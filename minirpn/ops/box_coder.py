@@ -1,7 +1,8 @@
 """Box regression coding: boxes <-> deltas relative to reference boxes.
 
-Seed 001, "bounding box regression coefficients" (R-CNN, Girshick et al.
-2014, appendix C; Faster R-CNN eq. 2), with optional per-coordinate
+Bounding-box regression coefficients (R-CNN, Girshick et al. 2014,
+appendix C; Faster R-CNN eq. 2; py-faster-rcnn's ``bbox_transform.py``),
+with optional per-coordinate
 weights as in torchvision's ``BoxCoder``::
 
     t_x = wx * (x - x_a) / w_a        t_w = ww * log(w / w_a)

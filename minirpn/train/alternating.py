@@ -1,4 +1,4 @@
-"""The paper's 4-step alternating training (section 3.2; seed 004).
+"""The paper's 4-step alternating training (Ren et al. 2015, section 3.2).
 
 Two networks of the same Config: A (the model given to ``train``) and B,
 built fresh with ``seed + 1`` so its convolutions start elsewhere ("at this
