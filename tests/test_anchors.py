@@ -63,7 +63,7 @@ def test_base_anchors_areas_and_ratios_property(base, scales, ratios):
     np.testing.assert_allclose(b[:, 0] + b[:, 2], base, rtol=1e-9, atol=1e-9)
 
 
-def test_grid_anchors_seed_000_count():
+def test_grid_anchors_38x57_count():
     # A 38 x 57 feature map with 9 anchors gives 19494 anchors.
     assert 38 * 57 * 9 == 19494
     g = grid_anchors(38, 57, 16, base_anchors())

@@ -11,7 +11,7 @@ from minirpn.preprocess import check_targets, compute_scale, preprocess
     ((600, 800), 1.0),
     ((1200, 1600), 0.5),
 ])
-def test_scale_follows_seed_001(hw, scale):
+def test_scale_shorter_side_600_longer_at_most_1000(hw, scale):
     assert compute_scale(*hw, 600, 1000) == pytest.approx(scale)
 
 

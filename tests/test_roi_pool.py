@@ -21,7 +21,7 @@ def ramp(h, w, dtype=np.float64, c=1):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_seed_000_box_665_at_stride_32(dtype):
+def test_box_665_at_stride_32_rounds_to_21(dtype):
     # An 800x800 image, stride 32 -> 25x25 map, a 665x665 box. 665/32 =
     # 20.78; a floor gives 20, torchvision rounds to 21, and the RoI
     # covers cells 0..21 inclusive: 22 cells, bins of 22/7 = 3.14 cells.
@@ -41,7 +41,7 @@ def test_seed_000_box_665_at_stride_32(dtype):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_seed_000_box_640_makes_21_cell_roi_of_3_cell_bins(dtype):
+def test_box_640_makes_21_cell_roi_of_3_cell_bins(dtype):
     # 640/32 = 20 exactly: cells 0..20, 21 cells, bins [3k, 3k + 3)
     roi = np.array([[0, 0, 0, 640, 640]], dtype)
     y, _ = roi_pool_forward(ramp(25, 25, dtype), roi, 7, 1 / 32)
