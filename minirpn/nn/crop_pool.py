@@ -99,7 +99,7 @@ def _sampling_matrix(batch_index, ys, xs, N, H, W, dtype):
     """The sparse (R*GH*GW, N*H*W) bilinear sampling matrix, zero padding."""
     xp = get_array_module(ys)
     samples = ys.size
-    b = xp.repeat(batch_index, ys[0].size)
+    b = xp.repeat(batch_index, ys.shape[1] * ys.shape[2])  # R may be 0
     y, x = ys.reshape(-1), xs.reshape(-1)
     y0, x0 = xp.floor(y).astype(np.int64), xp.floor(x).astype(np.int64)
     ly, lx = (y - y0).astype(dtype), (x - x0).astype(dtype)

@@ -99,7 +99,9 @@ def softmax_cross_entropy_forward(logits, labels, ignore_index=-1):
     picked = log_probs[xp.arange(n), safe]
     count = valid.sum()
     denominator = xp.maximum(count, 1).astype(logits.dtype)
-    loss = -(picked * valid).sum() / denominator
+    # Negated before the sum (exactly the same value) so that no valid row
+    # gives +0.0 rather than -0.0.
+    loss = (-picked * valid).sum() / denominator
     cache = (xp.exp(log_probs), safe, valid, denominator)
     return xp.asarray(loss, dtype=logits.dtype), cache
 
