@@ -9,11 +9,11 @@ pixel-inclusive py-faster-rcnn code the seeds quote).
 arrays (the CPU hot path of anchor labelling) and plain ``xp`` broadcasting
 for cupy arrays (and for tests, which compare the two).
 """
-import numba
 import numpy
 
 from ..backend import get_array_module, to_numpy
 from ..checks import check_float_array, check_same_dtype, first_bad_row
+from ..jit import njit
 
 __all__ = ["check_boxes", "box_area", "box_iou", "clip_boxes",
            "remove_small_boxes"]
@@ -89,7 +89,7 @@ def box_area(boxes):
     return (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
 
 
-@numba.njit(cache=True, error_model="numpy")
+@njit(error_model="numpy")
 def _box_iou_kernel(a, bx1, by1, bx2, by2, zero, out):
     # One row of ``out`` per box of ``a``; the inner loop reads ``b`` as
     # contiguous columns and is branch-free, so LLVM vectorises it.
