@@ -224,10 +224,12 @@ class CocoDataset(DetectionDataset):
 
     def _parse_images(self, images, images_dir):
         self._images, self.image_ids, self.paths, index = [], [], [], {}
+        self._reported_ids = set()  # images left out with a problem
         for k, img in enumerate(images):
             with self._policy.record():
                 where = _where(self.json_path, "images", k, img)
                 iid = _field(img, "id", where, "int")
+                self._reported_ids.add(iid)
                 if iid in index:
                     raise ValueError(f"{where}: field 'id' repeats image id "
                                      f"{iid}")
@@ -241,6 +243,7 @@ class CocoDataset(DetectionDataset):
                 self.paths.append(os.path.join(images_dir,
                                                record["file_name"]))
         self._image_index = index
+        self._reported_ids -= set(index)
 
     def _parse_annotations(self, annotations, include_crowd):
         per_image = [([], [], []) for _ in self._images]
@@ -253,6 +256,8 @@ class CocoDataset(DetectionDataset):
     def _parse_annotation(self, k, ann, include_crowd, per_image):
         where = _where(self.json_path, "annotations", k, ann)
         iid = _field(ann, "image_id", where, "int")
+        if iid in self._reported_ids:
+            return  # its image's problem is reported (checking mode)
         if iid not in self._image_index:
             raise ValueError(f"{where}: field 'image_id' refers to no "
                              f"image: {iid}")
