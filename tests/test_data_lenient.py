@@ -67,8 +67,8 @@ def test_clip_and_skip_report_per_reason(tmp_path):
     np.testing.assert_array_equal(boxes[2], [20.5, 10, 40, 15])   # clipped
     assert ds[1][1]["boxes"].shape == (0, 4)
     summary = report.summary("coco:x.json")
-    assert f"coco:x.json: dropped 1 {ZERO_SIZE}" in summary
-    assert f"clipped 1 {OVERHANG}" in summary
+    assert f"coco:x.json: dropped {ZERO_SIZE}: 1 (first: " in summary
+    assert f"clipped {OVERHANG}: 1" in summary
 
 
 def test_skip_without_clip_drops_the_overhanging_box(tmp_path):

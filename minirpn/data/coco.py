@@ -197,11 +197,9 @@ class CocoDataset(DetectionDataset):
                                              else "")
                 + "; pass skip_invalid=True (minirpn: --skip-invalid) to "
                 "leave such images out")
-        for i, record in enumerate(self._images):
+        for i in range(len(self._images)):
             with policy.record():
-                check_image_file(policy, self.paths[i],
-                                 (record["height"], record["width"]),
-                                 self._where_image(i), "the record")
+                check_image_file(policy, *self._annotated_file(i))
                 keep.append(i)
         if len(keep) < len(self._images):
             for name in ("_images", "image_ids", "paths", "_targets"):
@@ -286,9 +284,12 @@ class CocoDataset(DetectionDataset):
     def __len__(self):
         return len(self._images)
 
-    def _get(self, index):
+    def _annotated_file(self, index):
+        """(path, (H, W) as annotated, where, what gives the size)."""
         record = self._images[index]
-        image = read_annotated_image(
-            self.paths[index], (record["height"], record["width"]),
-            self._where_image(index), "the record")
+        return (self.paths[index], (record["height"], record["width"]),
+                self._where_image(index), "the record")
+
+    def _get(self, index):
+        image = read_annotated_image(*self._annotated_file(index))
         return image, copy_target(self._targets[index])

@@ -51,6 +51,11 @@ VOC_CLASSES = ("aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car",
                "tvmonitor")
 
 
+_CLASSES_HINT = ("pass class_names=[...] or None for the names found in the "
+                 "annotations (minirpn: --classes NAMES|FILE|found), or "
+                 "skip_invalid=True (--skip-invalid) to leave such objects out")
+
+
 def _text(node, key, where):
     child = node.find(key)
     if child is None or child.text is None or not child.text.strip():
@@ -95,8 +100,9 @@ def _parse_object(obj, where, width, height, policy):
                                           (ymin, ymax, height, "y"))
                if lo < 1 or hi > size]
     if outside:
-        message = (f"{where}: {', '.join(outside)} (VOC coordinates are "
-                   f"1-based; a 0 comes from a 0-based tool)")
+        zero = " (VOC coordinates are 1-based: a 0 comes from a 0-based " \
+            "tool)" if min(xmin, ymin) == 0 else ""
+        message = f"{where}: {', '.join(outside)}{zero}"
         if not policy.clip:
             policy.invalid(ValueError(message), OUTSIDE, CLIP_HINT)
         box = clip_box(box, width, height)
@@ -220,9 +226,8 @@ class VocDataset(DetectionDataset):
                 if name not in self._label_of:
                     self._policy.invalid(ValueError(
                         f"{xml}: object {k}: field 'name' = {name!r} is not "
-                        f"one of the {len(self.class_names)} class names "
-                        f"(class_names=None takes the names found in the "
-                        f"annotations; minirpn: --classes)"), UNKNOWN_CLASS)
+                        f"one of the {len(self.class_names)} class names"),
+                        UNKNOWN_CLASS, _CLASSES_HINT)
                 kept.append((name, box, difficult))
         return kept
 
@@ -245,8 +250,11 @@ class VocDataset(DetectionDataset):
     def __len__(self):
         return len(self.image_ids)
 
+    def _annotated_file(self, index):
+        """(path, (H, W) as annotated, where, what gives the size)."""
+        return (self.paths[index], self._sizes[index],
+                self._xml(self.image_ids[index]), "field 'size'")
+
     def _get(self, index):
-        image = read_annotated_image(self.paths[index], self._sizes[index],
-                                     self._xml(self.image_ids[index]),
-                                     "field 'size'")
+        image = read_annotated_image(*self._annotated_file(index))
         return image, copy_target(self._targets[index])
