@@ -1,11 +1,13 @@
 """The model's first stage: resize, subtract the mean, pad into a batch.
 
-Seed 001, "Image Pre-Processing": every image is rescaled so its shorter side
-is ``target_size`` pixels unless the longer side would then exceed
-``max_size``; a fixed per-channel mean (a configuration value, the same for
-every image) is subtracted. Images of one batch are padded with zeros (the
-mean colour) at the bottom and right to a common size, a multiple of the
-feature stride so every pixel lies under a feature cell.
+Ren et al. 2015, section 3.3 ("we re-scale the images such that their
+shorter side is s = 600 pixels"), with py-faster-rcnn's cap on the longer
+side (``prep_im_for_blob`` in lib/utils/blob.py, ``MAX_SIZE`` 1000): every
+image is rescaled so its shorter side is ``target_size`` pixels unless the
+longer side would then exceed ``max_size``; a fixed per-channel mean (a
+configuration value, the same for every image) is subtracted. Images of one
+batch are padded with zeros (the mean colour) at the bottom and right to a
+common size, a multiple of the feature stride so every pixel lies under a feature cell.
 
 Boxes move between the original and the network's coordinates with the
 per-axis factors ``(sy, sx) = (h' / h, w' / w)`` of the actual resized size;
@@ -35,7 +37,7 @@ class PreprocessedBatch:
     original_sizes : list of (int, int)
         Each image's (H, W) as given.
     scales : list of float
-        The scalar resize factor of each image (seed 001's rule).
+        The scalar resize factor of each image (:func:`compute_scale`).
     """
 
     images: object
@@ -72,7 +74,8 @@ class PreprocessedBatch:
 
 
 def compute_scale(height, width, target_size, max_size):
-    """The resize factor of seed 001: shorter side to ``target_size``,
+    """The resize factor of py-faster-rcnn's ``prep_im_for_blob``: shorter
+    side to ``target_size``,
     longer side at most ``max_size``."""
     scale = target_size / min(height, width)
     if round(scale * max(height, width)) > max_size:

@@ -2,9 +2,9 @@
 
 Both the RPN and the detection head are trained with a classification term
 (softmax cross-entropy over sampled anchors or RoIs, the ignored ones
-labelled -1 and left out; seed 000, "removing the ignored (-1) class
-boxes") and a box-regression term (smooth L1 on the deltas of foreground
-samples only, selected by a weight mask; seed 001, L_loc).
+labelled -1 and left out, as py-faster-rcnn's ``SoftmaxWithLoss`` with
+``ignore_label: -1``) and a box-regression term (smooth L1 on the deltas of
+foreground samples only, selected by a weight mask; Ren et al. 2015, eq. 1).
 
 Losses are returned as a 0-d array of the input's dtype and array module
 rather than a Python float: turning it into a float forces a device-to-host
@@ -135,8 +135,8 @@ def softmax_cross_entropy_backward(cache, dloss=1.0):
 def smooth_l1_forward(pred, target, weights, sigma=1.0, normalizer=1.0):
     """Weighted smooth L1 loss in py-faster-rcnn's sigma form.
 
-    With d = pred - target and s = sigma**2 (seed 001, Fast R-CNN eq. 3 for
-    sigma = 1; py-faster-rcnn uses sigma = 3 in the RPN)::
+    With d = pred - target and s = sigma**2 (Girshick 2015, Fast R-CNN
+    eq. 3 for sigma = 1; py-faster-rcnn uses sigma = 3 in the RPN)::
 
         f(d) = 0.5 * s * d**2      if |d| < 1 / s
                |d| - 0.5 / s       otherwise

@@ -1,7 +1,8 @@
 """RoI Align (Mask R-CNN, He et al. 2017, section 3), as torchvision.
 
-RoI Pool's two quantisations (seed 000: "a difference of 0.1 pixels on the
-feature map ... 3.2 pixels on the original image") are dropped: the RoI keeps
+RoI Pool's two quantisations ("These quantizations introduce misalignments
+between the RoI and the extracted features", He et al. 2017, section 3) are
+dropped: the RoI keeps
 its real-valued corners, each of the PH x PW bins is sampled on a regular
 grid_h x grid_w grid of points, each point is read by bilinear interpolation,
 and the bin outputs the mean. The numbers are those of

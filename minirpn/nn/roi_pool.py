@@ -2,14 +2,14 @@
 
 Each RoI ``[batch_index, x1, y1, x2, y2]`` (input-image pixels) is cut into a
 PH x PW grid of bins on the feature map and each bin is max-pooled, so RoIs of
-any size give a fixed (C, PH, PW) block for the detection head (seed 000,
-"ROI Pooling"). The numbers are those of ``torchvision.ops.roi_pool``:
+any size give a fixed (C, PH, PW) block for the detection head. The numbers
+are those of ``torchvision.ops.roi_pool``:
 
 1. First quantisation: each corner is scaled by ``spatial_scale`` and rounded
    to a cell with C's ``round`` (halves away from zero). The RoI covers cells
-   start..end *inclusive*: width ``max(end - start + 1, 1)``. Seed 000's worked
-   example (800 x 800 image, stride 32, a 665-pixel box) says 665/32 = 20.78
-   "quantizes to 20", which is a floor; torchvision rounds it to 21, so the
+   start..end *inclusive*: width ``max(end - start + 1, 1)``. The usual worked
+   example (800 x 800 image, stride 32, a 665-pixel box: 665/32 = 20.78)
+   quantises to 20, a floor; torchvision rounds it to 21, so the
    RoI spans cells 0..21, 22 cells. We follow torchvision.
 2. Second quantisation: ``bin = width / PW`` as a float; bin ``pw`` spans
    cells ``floor(pw * bin)`` to ``ceil((pw + 1) * bin)`` (exclusive) offset by

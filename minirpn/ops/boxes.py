@@ -2,8 +2,8 @@
 
 Boxes are float (x1, y1, x2, y2) in continuous coordinates: a box covers
 the region x1 <= x <= x2, y1 <= y <= y2, so width = x2 - x1 and height =
-y2 - y1 with no "+1" (DEVELOPERS.md; torchvision convention, unlike the
-pixel-inclusive py-faster-rcnn code the seeds quote).
+y2 - y1 with no "+1" (torchvision's convention, ``torchvision.ops.box_area``;
+py-faster-rcnn's boxes are pixel-inclusive and add 1).
 
 ``box_iou`` has two paths with the same results: a numba kernel for numpy
 arrays (the CPU hot path of anchor labelling) and plain ``xp`` broadcasting
@@ -176,8 +176,8 @@ def _box_iou_numba(a, b):
 def clip_boxes(boxes, image_size):
     """Clip boxes to the image: x to [0, W], y to [0, H].
 
-    A deliberate, documented op applied to *predicted* boxes (seed 001,
-    proposal layer: "clip predicted boxes to image"); inputs are never
+    A deliberate, documented op applied to *predicted* boxes (py-faster-rcnn,
+    lib/rpn/proposal_layer.py: "clip predicted boxes to image"); inputs are never
     clipped silently elsewhere. Coordinates are continuous, so the right
     edge of the image is x = W, not W - 1.
 

@@ -1,8 +1,8 @@
 """Greedy non-maximum suppression, numba-compiled.
 
-Semantics are those of ``torchvision.ops.nms`` (seed 001, proposal layer:
-"suppress those boxes whose IoU overlap with the box under consideration
-exceeds a threshold"):
+Semantics are those of ``torchvision.ops.nms`` (greedy NMS, as
+py-faster-rcnn's lib/nms/py_cpu_nms.py; Ren et al. 2015, section 3.3, run it
+on the proposals at IoU 0.7):
 
 1. sort boxes by score, descending;
 2. walk the sorted list; a box not yet suppressed is kept;
