@@ -7,7 +7,8 @@ image is rescaled so its shorter side is ``target_size`` pixels unless the
 longer side would then exceed ``max_size``; a fixed per-channel mean (a
 configuration value, the same for every image) is subtracted. Images of one
 batch are padded with zeros (the mean colour) at the bottom and right to a
-common size, a multiple of the feature stride so every pixel lies under a feature cell.
+common size, a multiple of the feature stride so every pixel lies under a
+feature cell.
 
 Boxes move between the original and the network's coordinates with the
 per-axis factors ``(sy, sx) = (h' / h, w' / w)`` of the actual resized size;
