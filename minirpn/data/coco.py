@@ -20,9 +20,10 @@ Documented choices:
   in the image; an overhang of at most 0.01 px is rounding in the file and
   is clipped away. Every image file's header is read (not its pixels) to
   check that it is an image of the size the record gives.
-* Real files break those rules (COCO 2017 train has boxes of zero width and
-  boxes past the image edge): ``clip=True`` clips overhanging boxes to the
-  image, ``skip_invalid=True`` leaves out boxes and images that cannot be
+* Real files break those rules with degenerate boxes and boxes past the
+  image edge (torchvision's detection reference, ``ConvertCocoPolysToMask``,
+  clips and filters them silently): ``clip=True`` clips overhanging boxes to
+  the image, ``skip_invalid=True`` leaves out boxes and images that cannot be
   used, and ``report`` says what was done, per reason (see
   :mod:`minirpn.data.validation`). Crowd regions that are left out anyway
   are not checked against the image.
