@@ -108,3 +108,13 @@ def test_lenient_voc_zero_based_through_the_cli(tmp_path, capsys):
     assert "0-based" in capsys.readouterr().out
     assert main(["check-data", "--data", f"voc:{tmp_path}", "--quiet",
                  "--clip-boxes", "--skip-invalid"]) == 0
+
+
+def test_help_shows_the_data_options():
+    from minirpn.cli import build_parser
+    parser = build_parser()
+    assert "check-data" in parser.format_help()
+    for command in ("train", "evaluate", "check-data"):
+        sub = parser._subparsers._group_actions[0].choices[command]
+        text = sub.format_help()
+        assert "--skip-invalid" in text and "--clip-boxes" in text and "--classes" in text
