@@ -1,7 +1,7 @@
 """The ``minirpn`` command line.
 
 Sub-commands: ``demo`` (the main job), ``train``, ``evaluate``, ``detect``,
-``make-dataset`` and ``gradcheck``. Exit codes: 0 success, 2 usage errors
+``make-dataset``, ``check-data`` and ``gradcheck``. Exit codes: 0 success, 2 usage errors
 (argparse's own, including a 0 or negative count), 130 Ctrl-C (128 +
 SIGINT, as shells report it), 1 any other error, printed as one line (the
 traceback only with ``--debug``).
@@ -51,6 +51,11 @@ def _cmd_detect(args):
     return detect_command(args)
 
 
+def _cmd_check_data(args):
+    from .commands import check_data_command
+    return check_data_command(args)
+
+
 def _cmd_make_dataset(args):
     from .data import make_dataset
     path = make_dataset(args.name, args.out, args.num_images, seed=args.seed,
@@ -80,6 +85,21 @@ _COUNT, _NON_NEGATIVE_FLOAT = _number(int, 0, True), _number(float, 0, True)
 
 DATA_HELP = ("coco:PATH.json, voc:DIR[:SPLIT], shapes or digits "
              "(generated on the fly)")
+
+
+def _add_data_options(p):
+    """Lenient loading and VOC class names, for every command that reads
+    COCO or VOC files."""
+    p.add_argument("--skip-invalid", action="store_true",
+                   help="leave out boxes of zero size or outside the image and "
+                        "images whose file is missing, unreadable or of "
+                        "another size (reported per reason)")
+    p.add_argument("--clip-boxes", action="store_true",
+                   help="clip boxes that overhang the image to it (reported)")
+    p.add_argument("--classes", help="voc: data: class names, comma-separated "
+                   "or a file with one per line, or 'found' for the names in "
+                   "the annotations (default: the 20 VOC classes; evaluate: "
+                   "the checkpoint's)")
 
 
 def _add_demo(sub):
@@ -123,6 +143,7 @@ def _add_train(sub):
                        help="replace the run in --out (kept until the new run's "
                             "first checkpoint is written)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    _add_data_options(p)
     p.set_defaults(func=_cmd_train)
 
 
@@ -137,6 +158,7 @@ def _add_evaluate(sub):
                    help="images generated for shapes/digits data")
     p.add_argument("--seed", type=int, default=1, help="seed of generated data")
     p.add_argument("--json", action="store_true", help="print JSON with map and per_class")
+    _add_data_options(p)
     p.set_defaults(func=_cmd_evaluate)
 
 
@@ -163,6 +185,16 @@ def _add_make_dataset(sub):
     p.set_defaults(func=_cmd_make_dataset)
 
 
+def _add_check_data(sub):
+    p = sub.add_parser("check-data", help="check every record and image file "
+                       "of a COCO or VOC dataset and list every problem")
+    p.add_argument("--data", required=True, help="coco:PATH.json or voc:DIR[:SPLIT]")
+    p.add_argument("--images", help="image folder for coco: data")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    _add_data_options(p)
+    p.set_defaults(func=_cmd_check_data)
+
+
 def _add_gradcheck(sub):
     p = sub.add_parser("gradcheck", help="check every layer's backward pass "
                        "against finite differences and print the report")
@@ -178,7 +210,7 @@ def build_parser():
     parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for add in (_add_demo, _add_train, _add_evaluate, _add_detect,
-                _add_make_dataset, _add_gradcheck):
+                _add_make_dataset, _add_check_data, _add_gradcheck):
         add(sub)
     return parser
 

@@ -10,29 +10,80 @@ import sys
 from .config import Config
 from .detect_files import detect_command  # noqa: F401  (re-exported: one place per command)
 
-__all__ = ["load_data", "load_config", "load_model", "check_run_folder",
-           "check_some_steps_ran", "train_command", "evaluate_command", "detect_command"]
+__all__ = ["load_data", "parse_classes", "data_options", "open_data",
+           "load_config", "load_model", "check_run_folder", "check_some_steps_ran",
+           "train_command", "evaluate_command", "detect_command", "check_data_command"]
 
 
-def load_data(spec, images_dir=None, num_images=100, seed=0):
+def load_data(spec, images_dir=None, num_images=100, seed=0,
+              skip_invalid=False, clip=False, classes=None,
+              collect_problems=False):
     """Open the dataset a ``--data`` string names.
 
     Forms: ``coco:PATH.json``, ``voc:DIR`` or ``voc:DIR:SPLIT`` (default
     split ``trainval``), ``shapes`` and ``digits`` (``num_images`` generated
-    from ``seed``).
+    from ``seed``). ``skip_invalid``, ``clip`` and ``collect_problems`` go
+    to the COCO and VOC loaders; ``classes`` (a list of names, ``None`` for
+    the 20 VOC classes, ``"found"`` for the names in the annotations) is for
+    VOC data only.
     """
     from . import data
     kind, _, rest = spec.partition(":")
+    lenient = dict(skip_invalid=skip_invalid, clip=clip,
+                   collect_problems=collect_problems)
+    if classes is not None and kind != "voc":
+        raise ValueError(f"--classes applies to voc: data only, not {spec!r} "
+                         f"(COCO files and generated data name their classes)")
     if kind == "shapes" and not rest:
         return data.ShapesDataset(num_images, seed=seed)
     if kind == "digits" and not rest:
         return data.DigitsDataset(num_images, seed=seed)
     if kind == "coco" and rest:
-        return data.CocoDataset(rest, images_dir=images_dir)
+        return data.CocoDataset(rest, images_dir=images_dir, **lenient)
     if kind == "voc" and rest:
         root, _, split = rest.partition(":")
-        return data.VocDataset(root, split=split or "trainval")
+        names = data.VOC_CLASSES if classes is None else \
+            None if classes == "found" else classes
+        return data.VocDataset(root, split=split or "trainval",
+                               class_names=names, **lenient)
     raise ValueError(f"unknown data spec {spec!r}: use {', '.join(('coco:PATH.json', 'voc:DIR[:SPLIT]', 'shapes', 'digits'))}")
+
+
+def parse_classes(value):
+    """``--classes``: ``None``, ``"found"``, a file with one name per line,
+    or comma-separated names -> ``None``, ``"found"`` or a list of str."""
+    if value is None or value == "found":
+        return value
+    if os.path.isfile(value):
+        with open(value, encoding="utf-8") as f:
+            names = [line.strip() for line in f if line.strip()]
+        where = value
+    else:
+        names, where = [n.strip() for n in value.split(",")], "--classes"
+    if not names or not all(names) or len(set(names)) != len(names):
+        raise ValueError(f"{where}: class names must be distinct and "
+                         f"non-empty, got {names!r}")
+    return names
+
+
+def data_options(args):
+    """The data-loading options of a parsed command line, as keyword
+    arguments of :func:`load_data` (absent flags: the strict defaults)."""
+    return dict(skip_invalid=getattr(args, "skip_invalid", False),
+                clip=getattr(args, "clip_boxes", False),
+                classes=parse_classes(getattr(args, "classes", None)))
+
+
+def open_data(spec, args, num_images, seed, **overrides):
+    """:func:`load_data` with the command line's options; prints to stderr
+    what a lenient load dropped or clipped."""
+    options = {**data_options(args), **overrides}
+    dataset = load_data(spec, getattr(args, "images", None), num_images, seed,
+                        **options)
+    report = getattr(dataset, "report", None)
+    if report:
+        print(report.summary(spec), file=sys.stderr)
+    return dataset
 
 
 def load_config(name, dataset):
@@ -71,9 +122,13 @@ def train_command(args):
     from .faster_rcnn import FasterRCNN
     from .train import TrainConfig, TrainingInterrupted, train
     check_run_folder(args.out, args.resume, args.overwrite)
-    dataset = load_data(args.data, args.images, args.num_images, args.seed)
-    val = load_data(args.val, args.images, max(args.num_images // 4, 20),
-                    args.seed + 1000) if args.val is not None else None
+    dataset = open_data(args.data, args, args.num_images, args.seed)
+    # --val uses the training classes (a validation split may lack one)
+    val_classes = list(dataset.class_names) \
+        if args.val and args.val.startswith("voc:") else None
+    val = open_data(args.val, args, max(args.num_images // 4, 20),
+                    args.seed + 1000, classes=val_classes) \
+        if args.val else None
     if val is not None and list(val.class_names) != list(dataset.class_names):
         raise ValueError(f"--val classes {list(val.class_names)} differ from "
                          f"--data classes {list(dataset.class_names)}")
@@ -143,7 +198,12 @@ def evaluate_command(args):
     """``minirpn evaluate``: per-class AP table, or JSON."""
     from .train import evaluate
     model = load_model(args.checkpoint)
-    dataset = load_data(args.data, args.images, args.num_images, args.seed)
+    # VOC data is read with the checkpoint's classes unless --classes says
+    overrides = {} if getattr(args, "classes", None) or \
+        not args.data.startswith("voc:") or not model.config.class_names \
+        else {"classes": list(model.config.class_names)}
+    dataset = open_data(args.data, args, args.num_images, args.seed,
+                        **overrides)
     _check_compatible(args.checkpoint, model.config, dataset)
     result = evaluate(model, dataset, method=args.method, iou_threshold=args.iou)
     names = list(dataset.class_names)
@@ -154,3 +214,21 @@ def evaluate_command(args):
     else:
         print(result.table(class_names=[None] + names))
     return 0
+
+
+def check_data_command(args):
+    """``minirpn check-data``: every problem of a COCO or VOC dataset in one
+    pass (annotations, then a full decode of every image file); exit 1 if
+    there is any."""
+    from .data.validation import verify_image_files
+    if not args.data.startswith(("coco:", "voc:")):
+        raise ValueError(f"check-data reads files: use coco:PATH.json or "
+                         f"voc:DIR[:SPLIT], not {args.data!r}")
+    dataset = open_data(args.data, args, 0, 0, collect_problems=True)
+    unreadable = verify_image_files(dataset, progress=not args.quiet)
+    problems = dataset.report.problems + unreadable
+    for problem in problems:
+        print(problem)
+    print(f"{args.data}: {len(dataset) - len(unreadable)} usable images, "
+          f"{len(problems)} problem{'s' * (len(problems) != 1)}")
+    return 1 if problems else 0

@@ -1,12 +1,14 @@
 """The model's first stage: resize, subtract the mean, pad into a batch.
 
-Ren et al. 2015, section 3.3, and py-faster-rcnn's ``config.py`` (SCALES,
-MAX_SIZE, PIXEL_MEANS): every image is rescaled so its shorter side
-is ``target_size`` pixels unless the longer side would then exceed
-``max_size``; a fixed per-channel mean (a configuration value, the same for
-every image) is subtracted. Images of one batch are padded with zeros (the
-mean colour) at the bottom and right to a common size, a multiple of the
-feature stride so every pixel lies under a feature cell.
+Ren et al. 2015, section 3.3 ("we re-scale the images such that their
+shorter side is s = 600 pixels"), with py-faster-rcnn's cap on the longer
+side (``prep_im_for_blob`` in lib/utils/blob.py, ``MAX_SIZE`` 1000): every
+image is rescaled so its shorter side is ``target_size`` pixels unless the
+longer side would then exceed ``max_size``; a fixed per-channel mean (a
+configuration value, the same for every image) is subtracted. Images of one
+batch are padded with zeros (the mean colour) at the bottom and right to a
+common size, a multiple of the feature stride so every pixel lies under a
+feature cell.
 
 Boxes move between the original and the network's coordinates with the
 per-axis factors ``(sy, sx) = (h' / h, w' / w)`` of the actual resized size;
@@ -36,7 +38,7 @@ class PreprocessedBatch:
     original_sizes : list of (int, int)
         Each image's (H, W) as given.
     scales : list of float
-        The scalar resize factor of each image (Ren et al. 2015, section 3.3).
+        The scalar resize factor of each image (:func:`compute_scale`).
     """
 
     images: object
@@ -73,7 +75,8 @@ class PreprocessedBatch:
 
 
 def compute_scale(height, width, target_size, max_size):
-    """The resize factor (Ren et al. 2015, section 3.3): shorter side to ``target_size``,
+    """The resize factor of py-faster-rcnn's ``prep_im_for_blob``: shorter
+    side to ``target_size``,
     longer side at most ``max_size``."""
     scale = target_size / min(height, width)
     if round(scale * max(height, width)) > max_size:
@@ -99,11 +102,57 @@ def resize_image(image, scale):
     return np.stack(channels, axis=2)
 
 
-def check_images(images):
-    """Validate a list of raw images; return them as (H, W, 3) arrays.
+_FLOAT_SLACK = 64.0  # px values: room for resampling overshoot and jitter
 
-    Grayscale (H, W) images are repeated to three channels. Raises
-    TypeError/ValueError naming the image index.
+
+def _check_pixel_range(image, i):
+    """Refuse pixel values that are not on the 0..255 scale.
+
+    The network subtracts a mean colour given in 0..255 units (the paper's
+    VGG-16 from Caffe, py-faster-rcnn's ``PIXEL_MEANS``), so an image on
+    another scale is not an error the model would notice: it only gives
+    different detections. torchvision's detectors take [0, 1] floats; we
+    take 0..255, and say so rather than guess. One min and one max per image
+    (a NaN or inf shows up in them too), on the host-side copy.
+    """
+    lo, hi = image.min(), image.max()
+    if image.dtype.kind == "f" and not (np.isfinite(lo) and np.isfinite(hi)):
+        raise ValueError(f"images[{i}] contains NaN or inf pixels")
+    given = f"got dtype {image.dtype} with values in [{lo:g}, {hi:g}]"
+    if image.dtype == np.uint16:
+        raise ValueError(
+            f"images[{i}] must be uint8 or float in 0..255, {given}: uint16 "
+            f"is 16-bit data (0..65535); convert it with "
+            f"(image / 257).round().astype(np.uint8)")
+    if image.dtype.kind in "iu" and (lo < 0 or hi > 255):
+        raise ValueError(
+            f"images[{i}] must hold pixel values in 0..255, {given}; "
+            f"rescale it to 0..255 and pass it as uint8")
+    if image.dtype.kind != "f":
+        return
+    if 0 < hi <= 1.0:
+        raise ValueError(
+            f"images[{i}] looks like a float image in [0, 1] ({given}); "
+            f"minirpn expects 0..255 (the pixel mean is in those units): "
+            f"pass image * 255, or a uint8 image if it really is that dark")
+    if lo < -_FLOAT_SLACK or hi > 255 + _FLOAT_SLACK:
+        raise ValueError(
+            f"images[{i}] must hold pixel values in 0..255, {given}; "
+            f"rescale it to 0..255 (pass raw RGB, not mean-subtracted or "
+            f"normalised pixels)")
+
+
+def check_images(images):
+    """Validate a list of raw images; return them as (H, W, 3) numpy arrays.
+
+    Grayscale (H, W) images are repeated to three channels. Pixel values
+    must be on the 0..255 scale: uint8, another integer dtype with values
+    in 0..255, or float with values in 0..255 (up to 64 either side, for
+    resampling overshoot). Refused, because each would silently change the
+    detections: uint16 (16-bit data), float images in [0, 1] (their
+    maximum is at most 1 and not 0) and float images far outside 0..255
+    (scaled, mean-subtracted or normalised). Raises TypeError/ValueError
+    naming the image index.
     """
     if not isinstance(images, (list, tuple)):
         raise TypeError(
@@ -123,10 +172,36 @@ def check_images(images):
                              f"got {image.shape}")
         if image.shape[0] == 0 or image.shape[1] == 0:
             raise ValueError(f"images[{i}] is empty: shape {image.shape}")
-        if image.dtype.kind == "f" and not np.isfinite(image).all():
-            raise ValueError(f"images[{i}] contains NaN or inf pixels")
+        if image.dtype != np.uint8:
+            _check_pixel_range(image, i)
         out.append(image)
     return out
+
+
+def _check_labels(raw, i, num_classes):
+    """targets[i]["labels"] as a (K,) int64 array: integers, or floats with
+    no fraction (1.0); bools, strings, None and 1.5 are refused, since
+    NumPy would turn True and "1" into class 1 without a word."""
+    name = f"targets[{i}]['labels']"
+    want = f"{name} must be integer class labels in 1..{num_classes}"
+    if raw is None:
+        raise TypeError(f"{want}, got None (use [] for an image with no objects)")
+    try:
+        labels = np.asarray(to_numpy(raw))
+    except ValueError as exc:  # ragged nested lists
+        raise TypeError(f"{want}, got {raw!r:.80} ({exc})") from None
+    labels = labels.reshape(-1)
+    if labels.size == 0:
+        return labels.astype(np.int64)  # [] is float64 to NumPy: no objects
+    if labels.dtype.kind not in "iuf":
+        raise TypeError(f"{want}, got dtype {labels.dtype}: "
+                        f"{labels[:5].tolist()!r:.80}")
+    if labels.dtype.kind == "f":
+        whole = np.isfinite(labels) & (labels == np.round(labels))
+        if not whole.all():
+            k = int(np.argmin(whole))
+            raise ValueError(f"{want}, got {float(labels[k]):g} at position {k}")
+    return labels.astype(np.int64)
 
 
 def check_targets(targets, images, num_classes):
@@ -152,7 +227,7 @@ def check_targets(targets, images, num_classes):
         boxes = np.asarray(to_numpy(target["boxes"]), dtype=np.float64)
         if boxes.size == 0:
             boxes = boxes.reshape(0, 4)  # [] is a valid "no objects"
-        labels = np.asarray(to_numpy(target["labels"])).reshape(-1)
+        labels = _check_labels(target["labels"], i, num_classes)
         if boxes.ndim != 2 or boxes.shape[1] != 4:
             raise ValueError(f"targets[{i}]['boxes'] must have shape (K, 4), "
                              f"got {boxes.shape}")
@@ -169,10 +244,10 @@ def check_targets(targets, images, num_classes):
                 raise ValueError(f"{where} has zero or negative width/height")
             if x1 < 0 or y1 < 0 or x2 > W or y2 > H:
                 raise ValueError(f"{where} lies outside the {W}x{H} image")
-            if float(label) != int(label) or not 1 <= int(label) <= num_classes:
-                raise ValueError(f"targets[{i}] label {k} is {label!r}; labels "
-                                 f"must be integers in 1..{num_classes}")
-        out.append({"boxes": boxes, "labels": labels.astype(np.int64)})
+            if not 1 <= label <= num_classes:
+                raise ValueError(f"targets[{i}]['labels'][{k}] is {int(label)}; "
+                                 f"labels must be integers in 1..{num_classes}")
+        out.append({"boxes": boxes, "labels": labels})
     return out
 
 

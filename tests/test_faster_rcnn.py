@@ -112,7 +112,7 @@ def test_nan_loss_raises_before_any_gradient():
 
 @pytest.mark.parametrize("images,targets,match", [
     ([np.zeros((8, 8))[None]], [{"boxes": [], "labels": []}], r"images\[0\]"),
-    ([np.zeros((16, 16, 3))], [{"boxes": [[0, 0, 4, 4]], "labels": [3]}], r"targets\[0\] label 0"),
+    ([np.zeros((16, 16, 3))], [{"boxes": [[0, 0, 4, 4]], "labels": [3]}], r"targets\[0\]\['labels'\]\[0\] is 3"),
     ([np.zeros((16, 16, 3))], [{"boxes": [[0, 0, 40, 4]], "labels": [1]}], "outside"),
     ([np.zeros((16, 16, 3))], [], "one dict per image"),
 ])

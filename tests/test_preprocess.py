@@ -62,7 +62,7 @@ def test_bad_images_are_named(image, match):
 
 @pytest.mark.parametrize("target,match", [
     ({"boxes": [[0, 0, 5, 5]], "labels": [3]}, "labels must be integers in 1..2"),
-    ({"boxes": [[0, 0, 5, 5]], "labels": [0]}, "label 0"),
+    ({"boxes": [[0, 0, 5, 5]], "labels": [0]}, r"targets\[0\]\['labels'\]\[0\] is 0"),
     ({"boxes": [[5, 0, 5, 5]], "labels": [1]}, "zero or negative width"),
     ({"boxes": [[0, 0, 25, 5]], "labels": [1]}, "outside the 20x10 image"),
     ({"boxes": [[0, 0, 5, 5]], "labels": [1, 2]}, "1 boxes but 2 labels"),

@@ -17,7 +17,16 @@ Documented choices:
 * Everything is validated when the dataset is built: a malformed record
   raises ValueError naming the file, the record (``annotations[12] (id
   57)``, 0-based list index) and the field. Boxes must have w, h > 0 and lie
-  in the image, up to a 0.01 px rounding tolerance (they are not clipped).
+  in the image; an overhang of at most 0.01 px is rounding in the file and
+  is clipped away. Every image file's header is read (not its pixels) to
+  check that it is an image of the size the record gives.
+* Real files break those rules with degenerate boxes and boxes past the
+  image edge (torchvision's detection reference, ``ConvertCocoPolysToMask``,
+  clips and filters them silently): ``clip=True`` clips overhanging boxes to
+  the image, ``skip_invalid=True`` leaves out boxes and images that cannot be
+  used, and ``report`` says what was done, per reason (see
+  :mod:`minirpn.data.validation`). Crowd regions that are left out anyway
+  are not checked against the image.
 """
 import json
 import math
@@ -26,6 +35,8 @@ import os
 
 from .dataset import DetectionDataset, copy_target, make_target
 from .images import read_annotated_image
+from .validation import (CLIP_HINT, OUTSIDE, ZERO_SIZE, RecordPolicy,
+                         check_image_file, clip_box)
 
 __all__ = ["CocoDataset"]
 
@@ -81,8 +92,8 @@ def _load_json(path):
     return data
 
 
-def _parse_bbox(ann, where, image):
-    """(x1, y1, x2, y2) of an annotation, checked against its image."""
+def _parse_bbox(ann, where):
+    """[x, y, w, h] of an annotation: four finite numbers."""
     bbox = ann.get("bbox")
     if "bbox" not in ann:
         raise ValueError(f"{where}: field 'bbox' missing")
@@ -91,16 +102,31 @@ def _parse_bbox(ann, where, image):
             and math.isfinite(v) for v in bbox)):
         raise ValueError(f"{where}: field 'bbox' must be 4 numbers "
                          f"[x, y, w, h], got {bbox!r}")
-    x, y, w, h = (float(v) for v in bbox)
+    return [float(v) for v in bbox]
+
+
+def _image_box(bbox, where, image, policy):
+    """(x1, y1, x2, y2) of a bbox [x, y, w, h], checked against its image
+    (clipped, or left out, as ``policy`` says)."""
+    x, y, w, h = bbox
     if w <= 0 or h <= 0:
-        raise ValueError(f"{where}: field 'bbox' must have width and height "
-                         f"> 0, got {bbox!r}")
+        policy.invalid(ValueError(
+            f"{where}: field 'bbox' must have width and height > 0, got "
+            f"{bbox!r}"), ZERO_SIZE)
     W, H = image["width"], image["height"]
+    box = [x, y, x + w, y + h]
     if x < -_TOLERANCE or y < -_TOLERANCE or x + w > W + _TOLERANCE \
             or y + h > H + _TOLERANCE:
-        raise ValueError(f"{where}: field 'bbox' {bbox!r} reaches outside "
-                         f"its image (width {W}, height {H})")
-    return [x, y, x + w, y + h]
+        message = (f"{where}: field 'bbox' {bbox!r} reaches outside its "
+                   f"image (width {W}, height {H})")
+        if not policy.clip:
+            policy.invalid(ValueError(message), OUTSIDE, CLIP_HINT)
+        box = clip_box(box, W, H)
+        if box[2] <= box[0] or box[3] <= box[1]:
+            policy.invalid(ValueError(
+                f"{message}: nothing is left inside it"), OUTSIDE)
+        policy.clipped(message)
+    return clip_box(box, W, H)  # rounding overhangs (< 0.01 px) go
 
 
 class CocoDataset(DetectionDataset):
@@ -117,8 +143,19 @@ class CocoDataset(DetectionDataset):
         Keep ``iscrowd`` regions in the targets, flagged ``difficult``
         (see the module docstring). Default False: left out.
     check_files : bool
-        Check at construction that every image file exists (one ``stat``
-        per image); missing files are always reported when read.
+        Check at construction that every image file exists and is an image
+        of the size its record gives (Pillow reads the header, not the
+        pixels); a bad file is otherwise reported when read.
+    skip_invalid : bool
+        Leave out boxes with zero or negative width or height, boxes outside
+        the image, and images whose file is missing, unreadable or of
+        another size (with their boxes), instead of raising. Default False.
+    clip : bool
+        Clip boxes that overhang their image to it instead of raising.
+        Default False.
+    collect_problems : bool
+        Record every problem in ``report.problems`` instead of raising at
+        the first one, leaving the bad records out (``minirpn check-data``).
 
     Attributes
     ----------
@@ -129,11 +166,16 @@ class CocoDataset(DetectionDataset):
         COCO image ids, dataset order (that of the file's ``images``).
     paths : list of str
         Resolved image file paths.
+    report : minirpn.data.validation.LoadReport
+        What ``skip_invalid`` and ``clip`` left out or changed, per reason.
     """
 
     def __init__(self, json_path, images_dir=None, include_crowd=False,
-                 check_files=True):
+                 check_files=True, skip_invalid=False, clip=False,
+                 collect_problems=False):
         path = self.json_path = os.fspath(json_path)
+        self._policy = RecordPolicy(skip_invalid, clip, collect_problems)
+        self.report = self._policy.report
         data = _load_json(path)
         images_dir = os.path.dirname(path) if images_dir is None \
             else os.fspath(images_dir)
@@ -141,25 +183,39 @@ class CocoDataset(DetectionDataset):
         self._parse_images(data["images"], images_dir)
         self._parse_annotations(data["annotations"], bool(include_crowd))
         if check_files:
-            missing = [i for i, p in enumerate(self.paths)
-                       if not os.path.isfile(p)]
-            if missing:
-                i = missing[0]
-                more = f" (and {len(missing) - 1} more)" if len(missing) > 1 \
-                    else ""
-                raise FileNotFoundError(
-                    f"{self._where_image(i)}: field 'file_name': image file "
-                    f"not found: {self.paths[i]}{more}")
+            self._check_files()
+
+    def _check_files(self):
+        """Header of every image file; the images that fail are left out
+        (``skip_invalid``) or reported, or the first one raises."""
+        policy, keep = self._policy, []
+        missing = [i for i, p in enumerate(self.paths) if not os.path.isfile(p)]
+        if missing and not (policy.skip_invalid or policy.collect):
+            i, more = missing[0], len(missing) - 1
+            raise FileNotFoundError(
+                f"{self._where_image(i)}: field 'file_name': image file not "
+                f"found: {self.paths[i]}" + (f" (and {more} more)" if more
+                                             else "")
+                + "; pass skip_invalid=True (minirpn: --skip-invalid) to "
+                "leave such images out")
+        for i in range(len(self._images)):
+            with policy.record():
+                check_image_file(policy, *self._annotated_file(i))
+                keep.append(i)
+        if len(keep) < len(self._images):
+            for name in ("_images", "image_ids", "paths", "_targets"):
+                setattr(self, name, [getattr(self, name)[i] for i in keep])
 
     def _parse_categories(self, categories):
         names = {}
         for k, cat in enumerate(categories):
-            where = _where(self.json_path, "categories", k, cat)
-            cid = _field(cat, "id", where, "int")
-            if cid in names:
-                raise ValueError(f"{where}: field 'id' repeats category id "
-                                 f"{cid}")
-            names[cid] = _field(cat, "name", where, "str")
+            with self._policy.record():
+                where = _where(self.json_path, "categories", k, cat)
+                cid = _field(cat, "id", where, "int")
+                if cid in names:
+                    raise ValueError(f"{where}: field 'id' repeats category "
+                                     f"id {cid}")
+                names[cid] = _field(cat, "name", where, "str")
         ids = sorted(names)
         self.label_to_category_id = {l + 1: c for l, c in enumerate(ids)}
         self.category_id_to_label = {c: l + 1 for l, c in enumerate(ids)}
@@ -167,57 +223,74 @@ class CocoDataset(DetectionDataset):
 
     def _parse_images(self, images, images_dir):
         self._images, self.image_ids, self.paths, index = [], [], [], {}
+        self._reported_ids = set()  # images left out with a problem
         for k, img in enumerate(images):
-            where = _where(self.json_path, "images", k, img)
-            iid = _field(img, "id", where, "int")
-            if iid in index:
-                raise ValueError(f"{where}: field 'id' repeats image id {iid}")
-            index[iid] = k
-            record = {"id": iid,
-                      "file_name": _field(img, "file_name", where, "str"),
-                      "width": _field(img, "width", where, "size"),
-                      "height": _field(img, "height", where, "size")}
-            self._images.append(record)
-            self.image_ids.append(iid)
-            self.paths.append(os.path.join(images_dir, record["file_name"]))
+            with self._policy.record():
+                where = _where(self.json_path, "images", k, img)
+                iid = _field(img, "id", where, "int")
+                self._reported_ids.add(iid)
+                if iid in index:
+                    raise ValueError(f"{where}: field 'id' repeats image id "
+                                     f"{iid}")
+                record = {"id": iid, "index": k,
+                          "file_name": _field(img, "file_name", where, "str"),
+                          "width": _field(img, "width", where, "size"),
+                          "height": _field(img, "height", where, "size")}
+                index[iid] = len(self._images)
+                self._images.append(record)
+                self.image_ids.append(iid)
+                self.paths.append(os.path.join(images_dir,
+                                               record["file_name"]))
         self._image_index = index
+        self._reported_ids -= set(index)
 
     def _parse_annotations(self, annotations, include_crowd):
         per_image = [([], [], []) for _ in self._images]
         for k, ann in enumerate(annotations):
-            where = _where(self.json_path, "annotations", k, ann)
-            iid = _field(ann, "image_id", where, "int")
-            if iid not in self._image_index:
-                raise ValueError(f"{where}: field 'image_id' refers to no "
-                                 f"image: {iid}")
-            cid = _field(ann, "category_id", where, "int")
-            if cid not in self.category_id_to_label:
-                raise ValueError(f"{where}: field 'category_id' refers to no "
-                                 f"category: {cid}")
-            crowd = ann.get("iscrowd", 0)
-            if crowd not in (0, 1) or isinstance(crowd, float):
-                raise ValueError(f"{where}: field 'iscrowd' must be 0 or 1, "
-                                 f"got {crowd!r}")
-            i = self._image_index[iid]
-            box = _parse_bbox(ann, where, self._images[i])
-            if crowd and not include_crowd:
-                continue
-            boxes, labels, difficult = per_image[i]
-            boxes.append(box)
-            labels.append(self.category_id_to_label[cid])
-            difficult.append(bool(crowd))
+            with self._policy.record():
+                self._parse_annotation(k, ann, include_crowd, per_image)
         self._targets = [make_target(*t, image_id=self.image_ids[i])
                          for i, t in enumerate(per_image)]
 
+    def _parse_annotation(self, k, ann, include_crowd, per_image):
+        where = _where(self.json_path, "annotations", k, ann)
+        iid = _field(ann, "image_id", where, "int")
+        if iid in self._reported_ids:
+            return  # its image's problem is reported (checking mode)
+        if iid not in self._image_index:
+            raise ValueError(f"{where}: field 'image_id' refers to no "
+                             f"image: {iid}")
+        cid = _field(ann, "category_id", where, "int")
+        if cid not in self.category_id_to_label:
+            raise ValueError(f"{where}: field 'category_id' refers to no "
+                             f"category: {cid}")
+        crowd = ann.get("iscrowd", 0)
+        if crowd not in (0, 1) or isinstance(crowd, float):
+            raise ValueError(f"{where}: field 'iscrowd' must be 0 or 1, "
+                             f"got {crowd!r}")
+        i = self._image_index[iid]
+        bbox = _parse_bbox(ann, where)
+        if crowd and not include_crowd:
+            return  # left out anyway, so its geometry does not matter
+        box = _image_box(bbox, where, self._images[i], self._policy)
+        boxes, labels, difficult = per_image[i]
+        boxes.append(box)
+        labels.append(self.category_id_to_label[cid])
+        difficult.append(bool(crowd))
+
     def _where_image(self, i):
-        return _where(self.json_path, "images", i, self._images[i])
+        record = self._images[i]
+        return _where(self.json_path, "images", record["index"], record)
 
     def __len__(self):
         return len(self._images)
 
-    def _get(self, index):
+    def _annotated_file(self, index):
+        """(path, (H, W) as annotated, where, what gives the size)."""
         record = self._images[index]
-        image = read_annotated_image(
-            self.paths[index], (record["height"], record["width"]),
-            self._where_image(index), "the record")
+        return (self.paths[index], (record["height"], record["width"]),
+                self._where_image(index), "the record")
+
+    def _get(self, index):
+        image = read_annotated_image(*self._annotated_file(index))
         return image, copy_target(self._targets[index])

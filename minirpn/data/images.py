@@ -22,7 +22,8 @@ from PIL import Image
 
 from ..checks import check_array
 
-__all__ = ["read_image", "read_annotated_image", "write_png"]
+__all__ = ["read_image", "read_image_size", "read_annotated_image",
+           "verify_image_file", "write_png"]
 
 
 def _to_rgb(img, path):
@@ -81,6 +82,66 @@ def read_image(path):
     return numpy.ascontiguousarray(rgb)
 
 
+def read_image_size(path):
+    """(H, W) of an image file from its header, without decoding the pixels.
+
+    Pillow's ``Image.open`` reads only the header (the pixels are decoded
+    on ``load``), so this costs one small read per file.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+
+    Returns
+    -------
+    (int, int)
+        Height and width in pixels.
+
+    Raises
+    ------
+    FileNotFoundError
+        If ``path`` does not exist.
+    ValueError
+        If Pillow does not recognise the file as an image.
+    """
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"image file not found: {path}")
+    try:
+        with Image.open(path) as img:
+            return img.height, img.width
+    except (OSError, SyntaxError) as exc:
+        raise ValueError(f"{path}: cannot read image: {exc}") from exc
+
+
+def size_mismatch_error(where, path, got, size, size_source):
+    """The ValueError for an image file of (H, W) ``got`` whose annotation
+    (``where``, ``size_source``) says ``size``."""
+    h, w = size
+    return ValueError(
+        f"{where}: image file {path} is {got[1]}x{got[0]} (WxH) but "
+        f"{size_source} says width {w}, height {h}")
+
+
+def verify_image_file(path, size, where, size_source):
+    """Decode an annotated image file completely, as training will read it.
+
+    Pillow's ``Image.verify`` checks the file's structure (a PNG's chunk
+    checksums, for one) and a full :func:`read_annotated_image` decodes
+    every pixel, so a truncated or corrupt file fails here rather than at
+    some step of training. Arguments and errors as
+    :func:`read_annotated_image`.
+    """
+    try:
+        with Image.open(os.fspath(path)) as img:
+            img.verify()
+    except FileNotFoundError:
+        pass  # read_annotated_image names it
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise ValueError(f"{where}: {path}: corrupt image: {exc}") from exc
+    read_annotated_image(path, size, where, size_source)
+
+
 def read_annotated_image(path, size, where, size_source):
     """Read an image file that an annotation describes, as RGB, and hold it
     to the annotation's size.
@@ -115,11 +176,8 @@ def read_annotated_image(path, size, where, size_source):
         image = read_image(path)
     except (OSError, ValueError) as exc:
         raise type(exc)(f"{where}: {exc}") from exc
-    if image.shape[:2] != size:
-        h, w = size
-        raise ValueError(
-            f"{where}: image file {path} is {image.shape[1]}x{image.shape[0]} "
-            f"(WxH) but {size_source} says width {w}, height {h}")
+    if image.shape[:2] != tuple(size):
+        raise size_mismatch_error(where, path, image.shape[:2], size, size_source)
     return image
 
 

@@ -23,7 +23,16 @@ Documented choices:
 * All XML files of the split are parsed when the dataset is built; a
   malformed one raises ValueError naming the file, the object (counted
   from 1, in file order) and the field. Boxes must lie in the image
-  (1 <= xmin <= xmax <= width): nothing is clipped.
+  (1 <= xmin <= xmax <= width), and every image file's header is read to
+  check its size against ``<size>``.
+* A 0 in ``xmin``/``ymin`` (files written by 0-based tools) is a box that
+  starts one pixel left of the image in VOC's 1-based convention: it is
+  refused by default, and ``clip=True`` clips it to the first pixel
+  (x1 = 0), reported like every clipped box. We do not guess that a whole
+  file is 0-based: its ``xmax`` may be right either way.
+* ``clip``, ``skip_invalid`` and ``report`` work as for COCO (see
+  :mod:`minirpn.data.validation`); ``skip_invalid`` also leaves out objects
+  whose name is not one of ``class_names``.
 """
 import math
 import os
@@ -31,6 +40,8 @@ import xml.etree.ElementTree as ET
 
 from .dataset import DetectionDataset, copy_target, make_target
 from .images import read_annotated_image
+from .validation import (CLIP_HINT, OUTSIDE, UNKNOWN_CLASS, ZERO_SIZE,
+                         RecordPolicy, check_image_file, clip_box)
 
 __all__ = ["VocDataset", "VOC_CLASSES"]
 
@@ -38,6 +49,11 @@ VOC_CLASSES = ("aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car",
                "cat", "chair", "cow", "diningtable", "dog", "horse",
                "motorbike", "person", "pottedplant", "sheep", "sofa", "train",
                "tvmonitor")
+
+
+_CLASSES_HINT = ("pass class_names=[...] or None for the names found in the "
+                 "annotations (minirpn: --classes NAMES|FILE|found), or "
+                 "skip_invalid=True (--skip-invalid) to leave such objects out")
 
 
 def _text(node, key, where):
@@ -60,34 +76,56 @@ def _number(node, key, where, positive=False):
     return value
 
 
-def _parse_object(obj, where, width, height):
+def _parse_object(obj, where, width, height, policy):
     """(name, [x1, y1, x2, y2] continuous, difficult) of one <object>."""
     name = _text(obj, "name", where)
     xmin, ymin, xmax, ymax = (_number(obj, f"bndbox/{k}", where)
                               for k in ("xmin", "ymin", "xmax", "ymax"))
-    for lo, hi, size, axis in ((xmin, xmax, width, "x"),
-                               (ymin, ymax, height, "y")):
-        if hi < lo:
-            raise ValueError(
-                f"{where}: field 'bndbox/{axis}max' = {hi:g} is less than "
-                f"'bndbox/{axis}min' = {lo:g}")
-        if lo < 1 or hi > size:
-            raise ValueError(
-                f"{where}: fields 'bndbox/{axis}min..{axis}max' = "
-                f"{lo:g}..{hi:g} reach outside 1..{size:g} (VOC coordinates "
-                f"are 1-based)")
     difficult = obj.find("difficult")
     flag = "0" if difficult is None or difficult.text is None \
         else difficult.text.strip()
     if flag not in ("0", "1"):
         raise ValueError(f"{where}: field 'difficult' must be 0 or 1, "
                          f"got {flag!r}")
+    for lo, hi, axis in ((xmin, xmax, "x"), (ymin, ymax, "y")):
+        if hi < lo:
+            policy.invalid(ValueError(
+                f"{where}: field 'bndbox/{axis}max' = {hi:g} is less than "
+                f"'bndbox/{axis}min' = {lo:g}"), ZERO_SIZE)
     # The ONE conversion from VOC's inclusive 1-based pixel indices.
-    return name, [xmin - 1.0, ymin - 1.0, xmax, ymax], flag == "1"
+    box = [xmin - 1.0, ymin - 1.0, xmax, ymax]
+    outside = [f"fields 'bndbox/{axis}min..{axis}max' = {lo:g}..{hi:g} "
+               f"reach outside 1..{size:g}"
+               for lo, hi, size, axis in ((xmin, xmax, width, "x"),
+                                          (ymin, ymax, height, "y"))
+               if lo < 1 or hi > size]
+    if outside:
+        zero = " (VOC coordinates are 1-based: a 0 comes from a 0-based " \
+            "tool)" if min(xmin, ymin) == 0 else ""
+        message = f"{where}: {', '.join(outside)}{zero}"
+        if not policy.clip:
+            policy.invalid(ValueError(message), OUTSIDE, CLIP_HINT)
+        box = clip_box(box, width, height)
+        if box[2] <= box[0] or box[3] <= box[1]:
+            policy.invalid(ValueError(f"{message}: nothing is left inside "
+                                      f"it"), OUTSIDE)
+        policy.clipped(message)
+    return name, box, flag == "1"
 
 
-def _parse_xml(path):
-    """(filename or None, width, height, objects) of one annotation file."""
+def _parse_objects(root, path, width, height, policy):
+    """The <object>s of one file that ``policy`` keeps."""
+    objects = []
+    for k, obj in enumerate(root.findall("object"), start=1):
+        with policy.record():
+            objects.append(_parse_object(obj, f"{path}: object {k}", width,
+                                         height, policy) + (k,))
+    return objects
+
+
+def _parse_xml(path, policy):
+    """(filename or None, (height, width), objects) of one annotation file;
+    objects are (name, box, difficult, number in the file)."""
     if not os.path.isfile(path):
         raise FileNotFoundError(f"annotation file not found: {path}")
     try:
@@ -96,8 +134,7 @@ def _parse_xml(path):
         raise ValueError(f"{path}: not valid XML: {exc}") from exc
     width = _number(root, "size/width", path, positive=True)
     height = _number(root, "size/height", path, positive=True)
-    objects = [_parse_object(obj, f"{path}: object {k}", width, height)
-               for k, obj in enumerate(root.findall("object"), start=1)]
+    objects = _parse_objects(root, path, width, height, policy)
     filename = root.find("filename")
     filename = None if filename is None or not (filename.text or "").strip() \
         else filename.text.strip()
@@ -127,12 +164,18 @@ class VocDataset(DetectionDataset):
     class_names : sequence of str or None
         Label ``l`` is ``class_names[l - 1]``; default the 20 VOC classes.
         ``None``: the sorted set of names found in the split's annotations.
-        A name not in the list raises ValueError naming file and object.
+        A name not in the list raises ValueError naming file and object
+        (``skip_invalid=True`` leaves such objects out instead).
     include_difficult : bool
         Keep difficult objects (flagged in ``target["difficult"]``).
     check_files : bool
-        Check at construction that every image file exists; missing files
-        are always reported when read.
+        Check at construction that every image file exists and is an image
+        of the size its XML gives (Pillow reads the header, not the
+        pixels); a bad file is otherwise reported when read.
+    skip_invalid, clip, collect_problems : bool
+        As for :class:`~minirpn.data.CocoDataset`: leave out unusable boxes,
+        objects and images; clip overhanging boxes (and 0-based 0s) to the
+        image; record every problem instead of raising. Default False.
 
     Attributes
     ----------
@@ -140,48 +183,78 @@ class VocDataset(DetectionDataset):
         The split's ids, in file order.
     paths : list of str
         Resolved image file paths.
+    report : minirpn.data.validation.LoadReport
+        What ``skip_invalid`` and ``clip`` left out or changed, per reason.
     """
 
     def __init__(self, root, split="trainval", class_names=VOC_CLASSES,
-                 include_difficult=True, check_files=True):
+                 include_difficult=True, check_files=True, skip_invalid=False,
+                 clip=False, collect_problems=False):
         root = self.root = os.fspath(root)
-        self.image_ids = _read_split(
-            os.path.join(root, "ImageSets", "Main", f"{split}.txt"))
-        parsed = [_parse_xml(os.path.join(root, "Annotations", f"{i}.xml"))
-                  for i in self.image_ids]
+        policy = self._policy = RecordPolicy(skip_invalid, clip,
+                                             collect_problems)
+        self.report = policy.report
+        parsed = []
+        for image_id in _read_split(
+                os.path.join(root, "ImageSets", "Main", f"{split}.txt")):
+            with policy.record():
+                parsed.append((image_id, _parse_xml(self._xml(image_id),
+                                                    policy)))
         if class_names is None:
-            class_names = sorted({o[0] for _, _, objs in parsed for o in objs})
+            class_names = sorted({o[0] for _, (_, _, objs) in parsed
+                                  for o in objs})
         self.class_names = tuple(class_names)
         if len(set(self.class_names)) != len(self.class_names) or not all(
                 isinstance(n, str) and n for n in self.class_names):
             raise ValueError(f"class_names must be distinct non-empty "
                              f"strings, got {self.class_names!r}")
-        label_of = {n: l + 1 for l, n in enumerate(self.class_names)}
-        self.paths, self._sizes, self._targets = [], [], []
-        for image_id, (filename, size, objects) in zip(self.image_ids, parsed):
-            xml = os.path.join(root, "Annotations", f"{image_id}.xml")
-            for k, (name, _, _) in enumerate(objects, start=1):
-                if name not in label_of:
-                    raise ValueError(
+        self._label_of = {n: l + 1 for l, n in enumerate(self.class_names)}
+        self.image_ids, self.paths, self._sizes, self._targets = [], [], [], []
+        for image_id, (filename, size, objects) in parsed:
+            with policy.record():
+                self._add_image(image_id, filename, size, objects,
+                                include_difficult, check_files)
+
+    def _xml(self, image_id):
+        return os.path.join(self.root, "Annotations", f"{image_id}.xml")
+
+    def _known_objects(self, xml, objects):
+        """The objects whose name is a class name (others: policy.invalid)."""
+        kept = []
+        for name, box, difficult, k in objects:
+            with self._policy.record():
+                if name not in self._label_of:
+                    self._policy.invalid(ValueError(
                         f"{xml}: object {k}: field 'name' = {name!r} is not "
-                        f"one of the {len(label_of)} class names")
-            kept = [o for o in objects if include_difficult or not o[2]]
-            self._targets.append(make_target(
-                [o[1] for o in kept], [label_of[o[0]] for o in kept],
-                [o[2] for o in kept], image_id=image_id))
-            self.paths.append(os.path.join(
-                root, "JPEGImages", filename or f"{image_id}.jpg"))
-            self._sizes.append(size)
-            if check_files and not os.path.isfile(self.paths[-1]):
-                raise FileNotFoundError(
-                    f"{xml}: image file not found: {self.paths[-1]}")
+                        f"one of the {len(self.class_names)} class names"),
+                        UNKNOWN_CLASS, _CLASSES_HINT)
+                kept.append((name, box, difficult))
+        return kept
+
+    def _add_image(self, image_id, filename, size, objects, include_difficult,
+                   check_files):
+        xml = self._xml(image_id)
+        path = os.path.join(self.root, "JPEGImages",
+                            filename or f"{image_id}.jpg")
+        kept = [o for o in self._known_objects(xml, objects)
+                if include_difficult or not o[2]]
+        if check_files:
+            check_image_file(self._policy, path, size, xml, "field 'size'")
+        self._targets.append(make_target(
+            [o[1] for o in kept], [self._label_of[o[0]] for o in kept],
+            [o[2] for o in kept], image_id=image_id))
+        self.image_ids.append(image_id)
+        self.paths.append(path)
+        self._sizes.append(size)
 
     def __len__(self):
         return len(self.image_ids)
 
+    def _annotated_file(self, index):
+        """(path, (H, W) as annotated, where, what gives the size)."""
+        return (self.paths[index], self._sizes[index],
+                self._xml(self.image_ids[index]), "field 'size'")
+
     def _get(self, index):
-        xml = os.path.join(self.root, "Annotations",
-                           f"{self.image_ids[index]}.xml")
-        image = read_annotated_image(self.paths[index], self._sizes[index],
-                                     xml, "field 'size'")
+        image = read_annotated_image(*self._annotated_file(index))
         return image, copy_target(self._targets[index])

@@ -19,6 +19,7 @@ import numpy as np
 
 from ..backend import get_array_module, is_cupy_array
 from ..checks import check_array, check_float_array, check_same_dtype, first_bad_row
+from ..jit import njit
 
 __all__ = ["on_gpu", "kernel_threads", "transpose_into", "check_roi_inputs", "output_pair",
            "check_spatial_scale", "check_sampling_ratio", "check_aligned", "check_upstream",
@@ -63,7 +64,7 @@ def kernel_threads(work, min_parallel_work=1 << 16):
 _TILE = 16  # a compile-time tile size lets LLVM unroll and vectorise the copy
 
 
-@numba.njit(cache=True, error_model="numpy", inline="always")
+@njit(error_model="numpy", inline="always")
 def transpose_into(src, dst):
     """dst (C, K) = src (K, C).T in 16 x 16 tiles: the kernels work
     channels-last and hand back channels-first (R, C, PH, PW) outputs, and a

@@ -1,7 +1,8 @@
 """Crop pooling: an affine sampling grid plus bilinear sampling, then max-pool.
 
-tf-faster-rcnn's crop pooling (Chen & Gupta 2017, ``crop_and_resize``),
-following Spatial Transformer Networks (Jaderberg et al. 2015): for each
+The "crop" pooling mode of faster-rcnn.pytorch (jwyang; ``_affine_theta`` in
+lib/model/utils/net_utils.py), after Spatial Transformer Networks (Jaderberg
+et al. 2015): for each
 RoI an affine matrix ``theta`` (2 x 3) maps normalised output coordinates
 ``(x_t, y_t)`` in [-1, 1] to normalised input coordinates
 
@@ -13,15 +14,16 @@ with ``theta_11 = (x2 - x1) / W``, ``theta_13 = (x1 + x2) / W - 1`` (and the
 same in y), the RoI given in feature-map pixels. The input is sampled
 bilinearly at those points on a grid of ``2 PH x 2 PW`` (zero outside the
 map, as ``grid_sample(padding_mode="zeros", align_corners=False)``), and a
-2x2 max-pool brings it to ``PH x PW`` (tf-faster-rcnn's ``_crop_pool_layer``:
-14x14 crops max-pooled to 7x7).
+2x2 max-pool brings it to ``PH x PW`` (tf-faster-rcnn's ``_crop_pool_layer``
+crops to 14x14 and max-pools to 7x7).
 
 Bilinear sampling is linear in the features: with the features laid out as a
 ``(N*H*W, C)`` matrix ``F``, the samples are ``S @ F`` for a sparse matrix
 ``S`` with four weights per sample. The backward pass is ``S.T @ dY``, so no
 scatter loop and no atomics are needed. Gradients flow to the features only:
-the RoI coordinates are constants (Ren et al. 2015, section 3.2: the exact
-gradient is "a nontrivial problem"; approximate joint training ignores it).
+the RoI coordinates are constants (Ren et al. 2015, section 3.2: approximate
+joint training ignores the derivative with respect to the proposal boxes'
+coordinates).
 
 On CuPy the same matrix is built with ``xp`` and held by
 ``cupyx.scipy.sparse`` (products by cuSPARSE): one algorithm, two devices.
@@ -38,7 +40,7 @@ __all__ = ["crop_pool_forward", "crop_pool_backward", "affine_theta",
 
 
 def affine_theta(rois, spatial_scale, height, width):
-    """Per-RoI affine matrices (Jaderberg et al. 2015).
+    """Per-RoI affine matrices (faster-rcnn.pytorch's ``_affine_theta``).
 
     Parameters
     ----------
@@ -100,7 +102,7 @@ def _sampling_matrix(batch_index, ys, xs, N, H, W, dtype):
     """The sparse (R*GH*GW, N*H*W) bilinear sampling matrix, zero padding."""
     xp = get_array_module(ys)
     samples = ys.size
-    b = xp.repeat(batch_index, ys[0].size)
+    b = xp.repeat(batch_index, ys.shape[1] * ys.shape[2])  # R may be 0
     y, x = ys.reshape(-1), xs.reshape(-1)
     y0, x0 = xp.floor(y).astype(np.int64), xp.floor(x).astype(np.int64)
     ly, lx = (y - y0).astype(dtype), (x - x0).astype(dtype)
@@ -119,7 +121,7 @@ def _sampling_matrix(batch_index, ys, xs, N, H, W, dtype):
 
 
 def crop_pool_forward(features, rois, output_size=(7, 7), spatial_scale=1 / 16):
-    """Crop pooling forward (as tf-faster-rcnn's ``_crop_pool_layer``).
+    """Crop pooling forward (see the module docstring).
 
     Shapes: N images, C channels, H x W feature map, R RoIs, PH x PW output.
 

@@ -2,9 +2,9 @@
 
 Both the RPN and the detection head are trained with a classification term
 (softmax cross-entropy over sampled anchors or RoIs, the ignored ones
-labelled -1 and left out, as py-faster-rcnn's ``anchor_target_layer.py``
-marks them) and a box-regression term (smooth L1 on the deltas of foreground
-samples only, selected by a weight mask; Fast R-CNN eq. 2, L_loc).
+labelled -1 and left out, as py-faster-rcnn's ``SoftmaxWithLoss`` with
+``ignore_label: -1``) and a box-regression term (smooth L1 on the deltas of
+foreground samples only, selected by a weight mask; Ren et al. 2015, eq. 1).
 
 Losses are returned as a 0-d array of the input's dtype and array module
 rather than a Python float: turning it into a float forces a device-to-host
@@ -99,7 +99,9 @@ def softmax_cross_entropy_forward(logits, labels, ignore_index=-1):
     picked = log_probs[xp.arange(n), safe]
     count = valid.sum()
     denominator = xp.maximum(count, 1).astype(logits.dtype)
-    loss = -(picked * valid).sum() / denominator
+    # Negated before the sum (exactly the same value) so that no valid row
+    # gives +0.0 rather than -0.0.
+    loss = (-picked * valid).sum() / denominator
     cache = (xp.exp(log_probs), safe, valid, denominator)
     return xp.asarray(loss, dtype=logits.dtype), cache
 
@@ -133,8 +135,8 @@ def softmax_cross_entropy_backward(cache, dloss=1.0):
 def smooth_l1_forward(pred, target, weights, sigma=1.0, normalizer=1.0):
     """Weighted smooth L1 loss in py-faster-rcnn's sigma form.
 
-    With d = pred - target and s = sigma**2 (Fast R-CNN section 2.3, eq. 3 for
-    sigma = 1; py-faster-rcnn uses sigma = 3 in the RPN)::
+    With d = pred - target and s = sigma**2 (Girshick 2015, Fast R-CNN
+    eq. 3 for sigma = 1; py-faster-rcnn uses sigma = 3 in the RPN)::
 
         f(d) = 0.5 * s * d**2      if |d| < 1 / s
                |d| - 0.5 / s       otherwise

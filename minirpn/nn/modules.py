@@ -173,7 +173,10 @@ class Flatten(Module):
 
     def forward(self, x):
         self._cache = x.shape
-        return x.reshape(x.shape[0], -1)
+        # The width is spelt out, not -1: NumPy cannot infer it from an
+        # empty array, and a batch with zero RoIs (an image smaller than one
+        # feature cell) is valid input.
+        return x.reshape(x.shape[0], int(np.prod(x.shape[1:])))
 
     def backward(self, dout):
         return dout.reshape(self._last_cache())

@@ -1,7 +1,8 @@
 """RoI Align (Mask R-CNN, He et al. 2017, section 3), as torchvision.
 
-RoI Pool's two quantisations (at stride 32, 0.1 of a feature cell is 3.2
-pixels of the original image) are dropped: the RoI keeps
+RoI Pool's two quantisations ("These quantizations introduce misalignments
+between the RoI and the extracted features", He et al. 2017, section 3) are
+dropped: the RoI keeps
 its real-valued corners, each of the PH x PW bins is sampled on a regular
 grid_h x grid_w grid of points, each point is read by bilinear interpolation,
 and the bin outputs the mean. The numbers are those of
@@ -36,6 +37,7 @@ import numba
 import numpy as np
 
 from ..backend import get_array_module
+from ..jit import njit
 from ._roi_common import (check_aligned, check_backward_args, check_forward_args,
                           check_sampling_ratio, kernel_threads, transpose_into)
 
@@ -44,7 +46,7 @@ __all__ = ["roi_align_forward", "roi_align_backward"]
 _MAX_GRID = 1 << 16  # adaptive grids beyond this are a bug upstream, not a RoI
 
 
-@numba.njit(cache=True, error_model="numpy")
+@njit(error_model="numpy")
 def _axis_taps(start, bin_size, grid, offsets, pooled, size, lo, hi, frac, comp, inside):
     """Tabulate, along one axis, the two taps of every sample coordinate.
 
@@ -122,7 +124,7 @@ def _tables(rois, pooled, scale, sampling_ratio, aligned, height, width):
             "x": _axis_table(g["x1"], g["bin_w"], g["grid_w"], pooled[1], width)}
 
 
-@numba.njit(cache=True, parallel=True, error_model="numpy")
+@njit(parallel=True, error_model="numpy")
 def _align_forward_kernel(x_nhwc, batch, grid_h, grid_w, count, ytab, xtab, y):
     """Mean of bilinear samples per bin; parallel over RoIs, inner loop over C."""
     n_rois, channels, pooled_h, pooled_w = y.shape
@@ -152,7 +154,7 @@ def _align_forward_kernel(x_nhwc, batch, grid_h, grid_w, count, ytab, xtab, y):
         transpose_into(acc, y[r].reshape(channels, pooled_h * pooled_w))
 
 
-@numba.njit(cache=True, parallel=True, error_model="numpy")
+@njit(parallel=True, error_model="numpy")
 def _align_backward_kernel(dy, batch, grid_h, grid_w, ytab, xtab, block, dx_nhwc):
     """Send dy * w / count to each tap; dx_nhwc (N, H, W, C) starts at zero.
 
@@ -188,7 +190,7 @@ def _align_backward_kernel(dy, batch, grid_h, grid_w, ytab, xtab, block, dx_nhwc
                             _add_tap(grad[y_hi[j], x_hi[k], c0:c1], g, w4, n_samples)
 
 
-@numba.njit(cache=True, error_model="numpy", inline="always")
+@njit(error_model="numpy", inline="always")
 def _add_tap(dst, g, weight, n_samples):
     for c in range(dst.shape[0]):
         dst[c] += g[c] * weight / n_samples  # torchvision's (g * w) / count

@@ -34,6 +34,7 @@ import numba
 import numpy as np
 
 from ..backend import get_array_module
+from ..jit import njit
 from ._roi_common import (FLT_MAX, check_backward_args, check_forward_args, kernel_threads,
                           transpose_into)
 
@@ -66,7 +67,7 @@ def _bin_edges(xp, lo_coord, hi_coord, scale, pooled, size):
             xp.clip(last, 0, size).astype(np.int32))
 
 
-@numba.njit(cache=True, parallel=True, error_model="numpy")
+@njit(parallel=True, error_model="numpy")
 def _pool_forward_kernel(x_nhwc, batch, h0, h1, w0, w1, y, argmax):
     """Max over each bin; parallel over RoIs, innermost loop over contiguous C.
 
@@ -98,7 +99,7 @@ def _pool_forward_kernel(x_nhwc, batch, h0, h1, w0, w1, y, argmax):
         transpose_into(where, argmax[r].reshape(channels, pooled_h * pooled_w))
 
 
-@numba.njit(cache=True, parallel=True, error_model="numpy")
+@njit(parallel=True, error_model="numpy")
 def _pool_backward_kernel(dy, argmax, batch, dx):
     """Scatter dy to the argmax elements; dx (N, C, H*W) starts at zero.
 
@@ -110,7 +111,7 @@ def _pool_backward_kernel(dy, argmax, batch, dx):
         _scatter_channel(dy, argmax, batch, dx, c)
 
 
-@numba.njit(cache=True, error_model="numpy")
+@njit(error_model="numpy")
 def _scatter_channel(dy, argmax, batch, dx, c):
     # a separate function: inlined in the prange body this loop ran 2x slower
     n_rois, _, pooled_h, pooled_w = dy.shape

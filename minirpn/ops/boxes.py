@@ -2,18 +2,18 @@
 
 Boxes are float (x1, y1, x2, y2) in continuous coordinates: a box covers
 the region x1 <= x <= x2, y1 <= y <= y2, so width = x2 - x1 and height =
-y2 - y1 with no "+1" (torchvision convention, unlike the
-pixel-inclusive py-faster-rcnn code).
+y2 - y1 with no "+1" (torchvision's convention, ``torchvision.ops.box_area``;
+py-faster-rcnn's boxes are pixel-inclusive and add 1).
 
 ``box_iou`` has two paths with the same results: a numba kernel for numpy
 arrays (the CPU hot path of anchor labelling) and plain ``xp`` broadcasting
 for cupy arrays (and for tests, which compare the two).
 """
-import numba
 import numpy
 
 from ..backend import get_array_module, to_numpy
 from ..checks import check_float_array, check_same_dtype, first_bad_row
+from ..jit import njit
 
 __all__ = ["check_boxes", "box_area", "box_iou", "clip_boxes",
            "remove_small_boxes"]
@@ -89,7 +89,7 @@ def box_area(boxes):
     return (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
 
 
-@numba.njit(cache=True, error_model="numpy")
+@njit(error_model="numpy")
 def _box_iou_kernel(a, bx1, by1, bx2, by2, zero, out):
     # One row of ``out`` per box of ``a``; the inner loop reads ``b`` as
     # contiguous columns and is branch-free, so LLVM vectorises it.
@@ -176,8 +176,8 @@ def _box_iou_numba(a, b):
 def clip_boxes(boxes, image_size):
     """Clip boxes to the image: x to [0, W], y to [0, H].
 
-    A deliberate, documented op applied to *predicted* boxes (py-faster-rcnn's
-    ``proposal_layer.py``: "clip predicted boxes to image"); inputs are never
+    A deliberate, documented op applied to *predicted* boxes (py-faster-rcnn,
+    lib/rpn/proposal_layer.py: "clip predicted boxes to image"); inputs are never
     clipped silently elsewhere. Coordinates are continuous, so the right
     edge of the image is x = W, not W - 1.
 

@@ -1,8 +1,8 @@
 """Greedy non-maximum suppression, numba-compiled.
 
-Semantics are those of ``torchvision.ops.nms`` (and of py-faster-rcnn's
-``lib/nms/py_cpu_nms.py``, used at 0.7 on proposals: Ren et al. 2015,
-section 3.3):
+Semantics are those of ``torchvision.ops.nms`` (greedy NMS, as
+py-faster-rcnn's lib/nms/py_cpu_nms.py; Ren et al. 2015, section 3.3, run it
+on the proposals at IoU 0.7):
 
 1. sort boxes by score, descending;
 2. walk the sorted list; a box not yet suppressed is kept;
@@ -24,18 +24,18 @@ CuPy arrays run the same algorithm on the GPU (torchvision's bitmask NMS,
 :mod:`minirpn.cuda.nms_kernel`) with the same IoU arithmetic and threshold,
 so the kept indices are identical; nothing is copied to the host.
 """
-import numba
 import numpy
 
 from ..backend import get_array_module
 from ..checks import check_array, check_float_array, check_probability
 from ..checks import first_bad_row
+from ..jit import njit
 from .boxes import check_boxes
 
 __all__ = ["nms", "batched_nms"]
 
 
-@numba.njit(cache=True, error_model="numpy")
+@njit(error_model="numpy")
 def _nms_kernel(x1, y1, x2, y2, starts, threshold, zero):
     """Greedy NMS over segments [starts[s], starts[s+1]) of score-sorted
     boxes given as four contiguous (N,) columns, which it overwrites.
@@ -85,7 +85,7 @@ def _nms_kernel(x1, y1, x2, y2, starts, threshold, zero):
     return keep[:k]
 
 
-@numba.njit(cache=True)
+@njit()
 def _compact(x1, y1, x2, y2, area, position, suppressed, start, end):
     """Move the unsuppressed slots of [start, end) to its front, in order;
     return the new end."""
