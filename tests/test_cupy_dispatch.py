@@ -167,6 +167,33 @@ def test_ops_dispatch_to_the_gpu_kernels_with_cpu_results(gpu):
         nms(on[0], scores, 0.5)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_crop_pool_on_the_gpu_path_is_the_cpu_bit_for_bit_on_ties(gpu, dtype):
+    # A flat channel makes every 2x2 window of the sampled grid a tie up to
+    # the last bit of the bilinear sums, so the max-pool's arg-max (and so
+    # the gradient) follows the order in which each sample's taps are added.
+    # The GPU path must add them as SciPy does: with cuSPARSE (its order
+    # modelled by fakecupy's sparse) 6% of the float64 gradient moved.
+    from minirpn.nn.crop_pool import crop_pool_backward, crop_pool_forward
+    cupy = sys.modules["cupy"]
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((2, 8, 19, 23)).astype(dtype)
+    x[:, 0] = 0.25
+    xy = rng.uniform(-40, 330, (40, 2))
+    rois = np.concatenate([rng.integers(0, 2, (40, 1)), xy,
+                           xy + rng.uniform(0, 200, (40, 2))], 1).astype(dtype)
+    y, cache = crop_pool_forward(x, rois, (7, 7), 1 / 16)
+    fakecupy.TRANSFERS.clear()
+    y_gpu, cache_gpu = crop_pool_forward(cupy.asarray(x), cupy.asarray(rois), (7, 7), 1 / 16)
+    np.testing.assert_array_equal(fakecupy.unwrap(y_gpu), y)
+    np.testing.assert_array_equal(fakecupy.unwrap(cache_gpu[2][0]), cache[2][0])  # arg-max
+    dy = rng.standard_normal(y.shape).astype(dtype)
+    dx_gpu = crop_pool_backward(cupy.asarray(dy), cache_gpu)
+    assert dx_gpu.dtype == dtype
+    np.testing.assert_array_equal(fakecupy.unwrap(dx_gpu), crop_pool_backward(dy, cache))
+    assert fakecupy.TRANSFERS["arrays"] == 0
+
+
 def test_anchor_and_roi_sampling_draw_the_cpu_samples_from_the_same_seed(gpu):
     from minirpn.anchor_targets import label_anchors
     from minirpn.anchors import base_anchors, grid_anchors
