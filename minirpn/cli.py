@@ -1,7 +1,8 @@
 """The ``minirpn`` command line.
 
 Sub-commands: ``demo`` (the main job), ``train``, ``evaluate``, ``detect``,
-``make-dataset`` and ``gradcheck``. Exit codes: 0 success, 2 usage errors
+``make-dataset`` and ``gradcheck``. The first four take ``--backend
+numpy|cupy`` (beside ``MINIRPN_BACKEND``). Exit codes: 0 success, 2 usage errors
 (argparse's own), 1 any other error, printed as one line (the traceback
 only with ``--debug``).
 """
@@ -50,6 +51,12 @@ def _cmd_make_dataset(args):
     return 0
 
 
+def _add_backend(p):
+    p.add_argument("--backend", choices=("numpy", "cupy"), default=None,
+                   help="arrays on the CPU (numpy) or an NVIDIA GPU (cupy, needs "
+                        "pip install \".[gpu]\"); default: $MINIRPN_BACKEND, else numpy")
+
+
 DATA_HELP = ("coco:PATH.json, voc:DIR[:SPLIT], shapes or digits "
              "(generated on the fly)")
 
@@ -63,6 +70,7 @@ def _add_demo(sub):
     p.add_argument("--out", default="minirpn_demo", help="output folder (default %(default)s)")
     p.add_argument("--seed", type=int, default=0, help="seed of data and training")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    _add_backend(p)
     p.set_defaults(func=_cmd_demo)
 
 
@@ -85,6 +93,7 @@ def _add_train(sub):
                    help="images generated for shapes/digits training data")
     p.add_argument("--resume", action="store_true", help="continue the run in --out")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    _add_backend(p)
     p.set_defaults(func=_cmd_train)
 
 
@@ -99,6 +108,7 @@ def _add_evaluate(sub):
                    help="images generated for shapes/digits data")
     p.add_argument("--seed", type=int, default=1, help="seed of generated data")
     p.add_argument("--json", action="store_true", help="print JSON with map and per_class")
+    _add_backend(p)
     p.set_defaults(func=_cmd_evaluate)
 
 
@@ -108,6 +118,7 @@ def _add_detect(sub):
     p.add_argument("images", nargs="+", help="image files (any format Pillow reads)")
     p.add_argument("--out", required=True, help="folder for annotated PNGs and detections.json")
     p.add_argument("--score-threshold", type=float, default=None)
+    _add_backend(p)
     p.set_defaults(func=_cmd_detect)
 
 
@@ -149,6 +160,9 @@ def main(argv=None):
         parser.print_help()
         return 0
     try:
+        if getattr(args, "backend", None):
+            from .backend import set_backend
+            set_backend(args.backend)
         return args.func(args)
     except KeyboardInterrupt:
         print(f"minirpn {args.command}: interrupted", file=sys.stderr)

@@ -4,7 +4,8 @@ Each functional layer runs forward and backward on the same inputs on both
 devices; outputs and gradients must agree within 1e-4 (float32) or 1e-10
 (float64) relative (``gpu_helpers.TOLERANCE``). The geometry ops with
 discrete outcomes must agree exactly: IoU to the bit, NMS index for index,
-anchor labels label for label, RoI pool (and RoI Align forward) to the bit.
+anchor labels label for label, RoI pool (and RoI Align forward) to the bit;
+the anchors' regression targets to a few ulps.
 """
 import numpy as np
 import pytest
@@ -174,8 +175,14 @@ def test_anchor_labels_and_roi_samples_are_identical_for_a_seed(cp, dtype):
     want = label_anchors(anchors, gt, (600, 1000), rng=np.random.default_rng(11))
     got = label_anchors(cp.asarray(anchors), cp.asarray(gt), (600, 1000),
                         rng=np.random.default_rng(11))
-    for name in ("labels", "reason", "matched_gt", "max_iou", "bbox_targets"):
+    for name in ("labels", "reason", "matched_gt", "max_iou"):
         np.testing.assert_array_equal(getattr(got, name).get(), getattr(want, name), name)
+    # the regression targets are float arithmetic (logs, divisions) that the
+    # GPU may do in another order or contract into FMAs: equal to a few ulps
+    # of their scale, not to the bit (20 of 86184 differed by 3e-8 on an H200)
+    scale = max(1.0, float(np.abs(want.bbox_targets).max()))
+    np.testing.assert_allclose(got.bbox_targets.get(), want.bbox_targets, rtol=0,
+                               atol=8 * np.finfo(dtype).eps * scale, err_msg="bbox_targets")
     proposals = _boxes(np.random.default_rng(6), 2000, dtype)
     want = sample_proposals(proposals, gt, np.array([1, 2, 3]), 3, rng=np.random.default_rng(12))
     got = sample_proposals(cp.asarray(proposals), cp.asarray(gt), np.array([1, 2, 3]), 3,
