@@ -33,7 +33,7 @@ def signatures(f):
         "roi_pool_forward": (roi_pool_kernel._forward_kernel,
                              (a(f, 4), a(i64, 1)) + (a(i32, 2),) * 4 + (f, f, a(f, 4), a(i32, 4))),
         "roi_pool_backward": (roi_pool_kernel._backward_kernel,
-                              (a(f, 4), a(i32, 4), a(i64, 1)) + (a(i32, 2),) * 4 + (f, a(f, 4))),
+                              (a(f, 4), a(i32, 4), a(i64, 1), a(f, 4))),
         "roi_align_forward": (roi_align_kernel._forward_kernel,
                               (a(f, 4), a(i64, 1)) + (a(f, 1),) * 4 + (a(i64, 1),) * 2
                               + (a(f, 1), a(f, 4))),

@@ -89,10 +89,11 @@ def check_roi_pool(dtype):
     y_gpu, argmax = np.full_like(y, np.nan), np.empty(y.shape, np.int32)
     edges = [cache[k] for k in ("h0", "h1", "w0", "w1")]
     roi_pool_kernel.forward(x, cache["batch"], *edges, x.dtype.type(-FLT_MAX), y_gpu, argmax)
-    dx_gpu = np.full_like(x, np.nan)  # the gather must write every element
-    roi_pool_kernel.backward(dy, argmax, cache["batch"], *edges, dx_gpu)
+    dx_gpu = np.zeros_like(x)
+    roi_pool_kernel.backward(dy, argmax, cache["batch"], dx_gpu)
+    # forward: bit for bit; backward: atomics may add shared maxima in another order
     return (_differs("y", y_gpu, y) or _differs("argmax", argmax, cache["argmax"])
-            or _differs("dx", dx_gpu, roi_pool_backward(dy, cache)))
+            or _differs("dx", dx_gpu, roi_pool_backward(dy, cache), exact=False))
 
 
 def check_roi_align(dtype, sampling_ratio, aligned):

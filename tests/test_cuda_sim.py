@@ -87,4 +87,4 @@ def test_kernels_compile_for_a_gpu_without_fused_multiply_adds():
     for kernel, counts in report.items():
         assert counts["fma"] == 0, kernel
     assert all(report[f"roi_align_backward {t}"]["atomics"] > 0 for t in ("float32", "float64"))
-    assert report["roi_pool_backward float32"]["atomics"] == 0  # the gather
+    assert all(report[f"roi_pool_backward {t}"]["atomics"] > 0 for t in ("float32", "float64"))

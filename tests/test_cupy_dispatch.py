@@ -51,10 +51,10 @@ def _pool_forward(x, batch, h0, h1, w0, w1, lowest, zero, y, argmax):
     cpu_pool._pool_forward_kernel(x_nhwc, batch, h0, h1, w0, w1, y, argmax)
 
 
-def _pool_backward(dy, argmax, batch, h0, h1, w0, w1, zero, dx):
+def _pool_backward(dy, argmax, batch, dx):
     flat = np.zeros((dx.shape[0], dx.shape[1], dx.shape[2] * dx.shape[3]), dx.dtype)
     cpu_pool._pool_backward_kernel(dy, argmax, batch, flat)
-    dx[...] = flat.reshape(dx.shape)
+    dx += flat.reshape(dx.shape)
 
 
 def _tables(dx_or_x, y1, x1, bin_h, bin_w, grid_h, grid_w, pooled):

@@ -6,8 +6,7 @@ runs them (conv is im2col + a cuBLAS matmul). Four ops need kernels because
 a few xp expressions cannot say them efficiently:
 
 - :mod:`.nms_kernel`: greedy NMS as torchvision's bitmask algorithm;
-- :mod:`.roi_pool_kernel`: RoI max pooling, forward and (atomics-free)
-  backward;
+- :mod:`.roi_pool_kernel`: RoI max pooling, forward and backward (atomics);
 - :mod:`.roi_align_kernel`: RoI Align, forward and backward (atomics).
 
 Why numba.cuda (and not CuPy's RawKernel): the kernels are Python, in the

@@ -4,7 +4,8 @@ Each functional layer runs forward and backward on the same inputs on both
 devices; outputs and gradients must agree within 1e-4 (float32) or 1e-10
 (float64) relative (``gpu_helpers.TOLERANCE``). The geometry ops with
 discrete outcomes must agree exactly: IoU to the bit, NMS index for index,
-anchor labels label for label, RoI pool (and RoI Align forward) to the bit;
+anchor labels label for label, RoI pool and RoI Align forward to the bit
+(their backward passes use atomics: within the tolerance);
 the anchors' regression targets to a few ulps.
 """
 import numpy as np
@@ -102,9 +103,9 @@ def test_roi_pool_is_identical(cp, dtype):
     np.testing.assert_array_equal(y_gpu.get(), y)
     np.testing.assert_array_equal(cache_gpu["argmax"].get(), cache["argmax"])
     dy = rng.standard_normal(y.shape).astype(dtype)
-    # the gather adds in the CPU's order: the very same sums
-    np.testing.assert_array_equal(F.roi_pool_backward(cp.asarray(dy), cache_gpu).get(),
-                                  F.roi_pool_backward(dy, cache))
+    # atomics (as torchvision's kernel): shared maxima may add in another order
+    assert_close(F.roi_pool_backward(cp.asarray(dy), cache_gpu),
+                 F.roi_pool_backward(dy, cache), dtype, "roi_pool backward (atomics)")
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
