@@ -57,6 +57,16 @@ def _pool_backward(dy, argmax, batch, dx):
     dx += flat.reshape(dx.shape)
 
 
+def _max_pool_forward(x, kh, kw, sh, sw, y, arg):
+    from minirpn.nn.pooling import max_pool2d_forward
+    y[...], (arg[...], *_) = max_pool2d_forward(x, (kh, kw), (sh, sw))
+
+
+def _max_pool_backward(dy, arg, kh, kw, sh, sw, zero, dx):
+    from minirpn.nn.pooling import max_pool2d_backward
+    dx[...] = max_pool2d_backward(dy, (arg, dx.shape, (kh, kw), (sh, sw)))
+
+
 def _tables(dx_or_x, y1, x1, bin_h, bin_w, grid_h, grid_w, pooled):
     H, W = dx_or_x.shape[2:]
     return (cpu_align._axis_table(y1, bin_h, grid_h, pooled[0], H),
@@ -82,8 +92,10 @@ def gpu(monkeypatch):
     """Fake CuPy installed, kernel launches answered by the CPU kernels;
     yields the launch log (kernel names)."""
     uninstall = fakecupy.install()
-    from minirpn.cuda import nms_kernel, roi_align_kernel, roi_pool_kernel
+    from minirpn.cuda import max_pool_kernel, nms_kernel, roi_align_kernel, roi_pool_kernel
     answers = {nms_kernel._mask_kernel: _nms_mask, nms_kernel._keep_kernel: _nms_keep,
+               max_pool_kernel._max_forward_kernel: _max_pool_forward,
+               max_pool_kernel._max_backward_kernel: _max_pool_backward,
                roi_pool_kernel._forward_kernel: _pool_forward,
                roi_pool_kernel._backward_kernel: _pool_backward,
                roi_align_kernel._forward_kernel: _align_forward,
@@ -93,7 +105,7 @@ def gpu(monkeypatch):
     def launch(kernel, blocks, threads, *args, shared_bytes=0):
         log.append(kernel.py_func.__name__)
         answers[kernel](*(fakecupy.unwrap(a) for a in args))
-    for module in (nms_kernel, roi_pool_kernel, roi_align_kernel):
+    for module in (nms_kernel, roi_pool_kernel, roi_align_kernel, max_pool_kernel):
         monkeypatch.setattr(module, "launch", launch)
     fakecupy.TRANSFERS.clear()
     yield log
@@ -130,6 +142,7 @@ def test_training_step_on_the_gpu_path_equals_the_cpu_and_stays_on_the_device(
     for name, g in cpu.gradients().items():
         np.testing.assert_array_equal(grads[name], g, err_msg=name)
     assert "_mask_kernel" in gpu and "_keep_kernel" in gpu  # NMS ran on the "GPU"
+    assert "_max_forward_kernel" in gpu and "_max_backward_kernel" in gpu  # max-pool too
     if crop_method != "crop_pool":  # crop_pool is xp and cuSPARSE: no kernel of ours
         assert gpu.count("_forward_kernel") >= 1 and gpu.count("_backward_kernel") == 1
 
