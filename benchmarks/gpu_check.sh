@@ -7,7 +7,7 @@
 # failed or hung; logs go to $OUT (default ./gpu-check-out):
 #   0. versions, nvidia-smi, the packages that are there       versions.log
 #   1. the CPU/GPU parity tests: python -m pytest tests/gpu    gpu-tests.log
-#   2. python benchmarks/bench_gpu.py --quick (vs torchvision) bench_gpu.log
+#   2. CUPY_TF32=1 python benchmarks/bench_gpu.py --quick       bench_gpu.log
 #   3. python -m minirpn demo --backend cupy --minutes 1.4     demo.log, demo/
 # Needs no network. Set PYTHON to choose the interpreter (default python).
 set -u
@@ -69,7 +69,10 @@ export PYTHON OUT
 export -f versions
 step versions 25 versions.log bash -c versions
 step gpu-tests 160 gpu-tests.log "$PYTHON" -m pytest tests/gpu -q -p no:randomly -rfEs --durations=8
-step bench 110 bench_gpu.log "$PYTHON" benchmarks/bench_gpu.py --quick
+# TF32 on both sides, as torch's cuDNN convolutions are by default: the same
+# arithmetic in the comparison (CUPY_TF32 is CuPy's own switch; the tests
+# and the demo above and below run in plain float32)
+step bench 110 bench_gpu.log env CUPY_TF32=1 "$PYTHON" benchmarks/bench_gpu.py --quick
 step demo 115 demo.log "$PYTHON" -m minirpn demo --backend cupy --minutes 1.4 --out "$OUT/demo"
 
 echo "=== summary (logs in $OUT)"
