@@ -77,6 +77,16 @@ def test_missing_nvvm_names_the_package(monkeypatch):
     assert "libnvvm.so" in str(info.value)
 
 
+def test_missing_nvrtc_names_the_package(monkeypatch):
+    from numba.cuda.cudadrv import nvrtc
+
+    def no_nvrtc():
+        raise OSError("Failure finding libnvrtc.so.12")
+    monkeypatch.setattr(nvrtc, "_get_nvrtc_version", no_nvrtc, raising=False)
+    with pytest.raises(RuntimeError, match="pip install nvidia-cuda-nvrtc-cu12"):
+        launch._check_nvvm(None)
+
+
 def test_the_gpu_extra_installs_every_piece():
     config = configparser.ConfigParser()
     config.read(os.path.join(ROOT, "setup.cfg"))

@@ -77,8 +77,9 @@ def _import_numba_cuda():
 
 
 def _check_nvvm(cuda):
-    """numba compiles kernels with NVVM; without it every launch fails deep
-    inside numba. Say so once, naming the package."""
+    """numba compiles kernels with NVVM, and numba-cuda links them with
+    NVRTC; without either every launch fails deep inside numba. Say so
+    once, naming the package."""
     try:
         from numba.cuda.cudadrv import nvvm
         nvvm.NVVM()
@@ -87,6 +88,16 @@ def _check_nvvm(cuda):
             "numba.cuda cannot find NVVM (libnvvm, the CUDA compiler "
             f"library): {exc}. pip install nvidia-cuda-nvcc-cu12 (part of "
             f"{GPU_INSTALL}), or set CUDA_HOME to a CUDA toolkit") from exc
+    try:
+        from numba.cuda.cudadrv import nvrtc
+        version = getattr(nvrtc, "_get_nvrtc_version", None)  # numba-cuda's
+        if version is not None:
+            version()
+    except Exception as exc:  # cuda.pathfinder's DynamicLibNotFoundError
+        raise RuntimeError(
+            f"numba-cuda cannot find NVRTC (libnvrtc): {exc}. pip install "
+            f"nvidia-cuda-nvrtc-cu12 (part of numba-cuda[cu12] and "
+            f"{GPU_INSTALL})") from exc
 
 
 @functools.cache
