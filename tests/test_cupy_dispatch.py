@@ -146,6 +146,9 @@ def test_training_step_on_the_gpu_path_equals_the_cpu_and_stays_on_the_device(
     assert fakecupy.TRANSFERS["arrays"] == 1
     assert fakecupy.TRANSFERS["scalars"] <= SCALARS_PER_STEP[crop_method], \
         dict(fakecupy.TRANSFERS)
+    # uploads (each a host-side copy, and a wait where the memory is pageable):
+    # images, pixel mean/std, the sampled indices, the dropout masks
+    assert fakecupy.TRANSFERS["to_device"] <= 18, dict(fakecupy.TRANSFERS)
     assert got == want  # same seed, same sampling: the very same numbers
     grads = _host(dev.gradients())
     for name, g in cpu.gradients().items():

@@ -128,10 +128,14 @@ def test_crop_pool(cp, dtype):
     x, rois = _roi_inputs(rng, dtype)
     (y, cache), (y_gpu, cache_gpu) = both(cp, crop_pool_forward, x, rois, output_size=(7, 7),
                                         spatial_scale=1 / 16)
-    assert_close(y_gpu, y, dtype, "crop_pool forward")
+    # the samples are added in SciPy's order without FMAs: the very same
+    # numbers, so the 2x2 max-pool picks the same sample in every near-tie
+    # (channel 0 is flat); cuSPARSE's order moved 6% of the gradient
+    np.testing.assert_array_equal(y_gpu.get(), y)
+    np.testing.assert_array_equal(cache_gpu[2][0].get(), cache[2][0])
     dy = rng.standard_normal(y.shape).astype(dtype)
     assert_close(crop_pool_backward(cp.asarray(dy), cache_gpu), crop_pool_backward(dy, cache),
-                 dtype, "crop_pool backward")
+                 dtype, "crop_pool backward (atomics)")
 
 
 def _boxes(rng, n, dtype):

@@ -163,6 +163,15 @@ def test_same_seed_same_losses_on_the_gpu():
     assert a == b
 
 
+def test_a_failed_device_check_in_a_step_raises_its_own_error(cp):
+    # value checks of CuPy arrays in a step are read once at its end
+    # (checks.deferred_device_checks): a NaN output still stops the step
+    _, gpu = _pair(tiny_config())
+    gpu.parameters()["rpn.cls.bias"][...] = cp.nan
+    with pytest.raises(FloatingPointError, match="loss rpn_cls is not finite"):
+        gpu.forward_train(*tiny_batch(), rng=np.random.default_rng(0))
+
+
 def test_set_backend_builds_the_model_on_the_gpu(cp):
     minirpn.set_backend("cupy")
     model = FasterRCNN(tiny_config())
