@@ -61,6 +61,7 @@ def _nvvm_available():
 def test_a_pip_installed_nvvm_is_found_when_there_is_no_toolkit(tmp_path, monkeypatch):
     from minirpn.cuda import launch
     (tmp_path / "nvidia" / "cuda_nvcc" / "nvvm").mkdir(parents=True)
+    (tmp_path / "nvidia" / "__init__.py").touch()  # wins over an installed nvidia package
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.delenv("CUDA_HOME", raising=False)
     monkeypatch.delenv("CUDA_PATH", raising=False)
