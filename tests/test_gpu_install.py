@@ -61,6 +61,8 @@ def test_importing_minirpn_does_not_touch_numpy():
 
 
 def test_missing_numba_cuda_names_the_package(monkeypatch):
+    import numba
+    monkeypatch.delattr(numba, "cuda", raising=False)     # imported by an earlier test
     monkeypatch.setitem(sys.modules, "numba.cuda", None)  # import fails
     with pytest.raises(RuntimeError, match=r'pip install "numba-cuda\[cu12\]"'):
         launch._import_numba_cuda()
