@@ -33,7 +33,7 @@ import numpy
 from .backend import get_array_module, to_numpy
 from .anchors import _check_positive_int
 from .anchor_explanations import Reason, explain_anchor, label_counts, summarize
-from .checks import check_probability, first_bad_row
+from .checks import check_probability, deferrable, first_bad_row
 from .ops import box_iou, check_boxes, encode_boxes
 
 __all__ = ["Reason", "AnchorTargetConfig", "SamplingStats", "AnchorLabels",
@@ -160,6 +160,7 @@ def _check_config(image_size, positive_iou, negative_iou, batch_size,
     return (height, width), config
 
 
+@deferrable
 def _check_gt_boxes(gt_boxes, anchors):
     check_boxes(gt_boxes, "gt_boxes")
     xp = get_array_module(gt_boxes)

@@ -4,12 +4,17 @@ The house rule: bad input gets a ValueError or TypeError that names the
 argument, what was expected and what was given. Nothing is broadcast,
 clipped or dropped silently. These helpers keep those messages uniform.
 """
+import contextlib
+import functools
+import threading
+
 import numpy
 
-from .backend import get_array_module
+from .backend import get_array_module, is_cupy_array
 
 __all__ = ["check_array", "check_float_array", "check_same_dtype",
-           "check_probability", "format_shape", "first_bad_row"]
+           "check_probability", "format_shape", "first_bad_row", "passes",
+           "deferrable", "deferred_device_checks"]
 
 
 def format_shape(shape):
@@ -92,8 +97,100 @@ def check_probability(value, name):
 
 
 def first_bad_row(mask):
-    """Index of the first True entry of a boolean (N,) mask, or None."""
+    """Index of the first True entry of a boolean (N,) mask, or None
+    (always None for a CuPy mask whose check is deferred: see
+    :func:`passes`)."""
     xp = get_array_module(mask)
-    if not bool(mask.any()):
+    if passes(~mask.any()):
         return None
     return int(xp.argmax(mask))
+
+
+# ---- value checks of CuPy arrays without waiting for the device -------------
+# Reading a flag computed on the GPU makes the host wait until the GPU has
+# caught up, and then the GPU idles while the host queues the next kernels.
+# A training step checked its arrays some 50 times that way. Inside
+# deferred_device_checks() (a training step, a detect), a check of a CuPy
+# array queues its flag instead; leaving reads all flags with one transfer
+# and, if one failed, repeats that check at once, so the error raised is the
+# check's own (argument, row, value). numpy arrays are always checked at once.
+class _Deferred(threading.local):
+    depth = 0          # nesting of deferred_device_checks()
+    recheck = None     # the running deferrable check, to repeat if it failed
+    pending = ()       # (flag, recheck) pairs queued in this scope
+
+
+_deferred = _Deferred()
+
+
+def passes(ok):
+    """``bool(ok)`` for a 0-d bool array ``ok`` (True: the values are
+    valid); True at once, with ``ok`` queued, when ``ok`` is a CuPy array
+    and a :func:`deferrable` check runs inside
+    :func:`deferred_device_checks`."""
+    if _deferred.recheck is not None and is_cupy_array(ok):
+        _deferred.pending.append((ok, _deferred.recheck))
+        return True
+    return bool(ok)
+
+
+def deferrable(check):
+    """Decorator for a function whose checks may be deferred on CuPy: one
+    without side effects, so that repeating it (only after a queued flag
+    failed) raises the error it would have raised."""
+    @functools.wraps(check)
+    def run(*args, **kwargs):
+        if not _deferred.depth or _deferred.recheck is not None:
+            return check(*args, **kwargs)
+        _deferred.recheck = functools.partial(check, *args, **kwargs)
+        try:
+            return check(*args, **kwargs)
+        finally:
+            _deferred.recheck = None
+    return run
+
+
+def _flush(pending):
+    """Read the queued flags with one transfer; repeat a failed check."""
+    if not pending:
+        return
+    xp = get_array_module(pending[0][0])
+    if bool(xp.stack([ok for ok, _ in pending]).all()):
+        return
+    for ok, recheck in pending:
+        if not bool(ok):
+            recheck()  # raises the check's own error
+            raise ValueError(f"{recheck.func.__qualname__} found invalid values on the "
+                             "device that were changed before they could be reported")
+
+
+@contextlib.contextmanager
+def deferred_device_checks():
+    """Within this context, :func:`deferrable` checks of CuPy arrays do not
+    wait for the device; leaving it checks them all at once (one host
+    wait) and raises the first failure's own error. Nests."""
+    if _deferred.depth == 0:
+        _deferred.pending = []
+    _deferred.depth += 1
+    try:
+        yield
+    except Exception as exc:
+        # a deferred check that failed is the likelier cause: raise its own
+        # error (as the CPU would have, earlier), chained to this one
+        _deferred.depth -= 1
+        if _deferred.depth == 0:
+            pending, _deferred.pending = _deferred.pending, ()
+            try:
+                _flush(pending)
+            except (ValueError, TypeError, FloatingPointError) as check_error:
+                raise check_error from exc
+        raise
+    except BaseException:  # KeyboardInterrupt: just leave
+        _deferred.depth -= 1
+        if _deferred.depth == 0:
+            _deferred.pending = ()
+        raise
+    _deferred.depth -= 1
+    if _deferred.depth == 0:
+        pending, _deferred.pending = _deferred.pending, ()
+        _flush(pending)

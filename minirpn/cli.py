@@ -1,7 +1,9 @@
 """The ``minirpn`` command line.
 
 Sub-commands: ``demo`` (the main job), ``train``, ``evaluate``, ``detect``,
-``make-dataset``, ``check-data`` and ``gradcheck``. Exit codes: 0 success, 2 usage errors
+``make-dataset``, ``check-data`` and ``gradcheck``. ``demo``, ``train``,
+``evaluate`` and ``detect`` take ``--backend numpy|cupy`` (beside
+``MINIRPN_BACKEND``). Exit codes: 0 success, 2 usage errors
 (argparse's own, including a 0 or negative count), 130 Ctrl-C (128 +
 SIGINT, as shells report it), 1 any other error, printed as one line (the
 traceback only with ``--debug``).
@@ -83,6 +85,13 @@ def _number(kind, low, inclusive):
 _POSITIVE_INT, _POSITIVE_FLOAT = _number(int, 0, False), _number(float, 0, False)
 _COUNT, _NON_NEGATIVE_FLOAT = _number(int, 0, True), _number(float, 0, True)
 
+
+def _add_backend(p):
+    p.add_argument("--backend", choices=("numpy", "cupy"), default=None,
+                   help="arrays on the CPU (numpy) or an NVIDIA GPU (cupy, needs "
+                        "pip install \".[gpu]\"); default: $MINIRPN_BACKEND, else numpy")
+
+
 DATA_HELP = ("coco:PATH.json, voc:DIR[:SPLIT], shapes or digits "
              "(generated on the fly)")
 
@@ -113,6 +122,7 @@ def _add_demo(sub):
                    help="replace an earlier demo run in --out")
     p.add_argument("--seed", type=int, default=0, help="seed of data and training")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    _add_backend(p)
     p.set_defaults(func=_cmd_demo)
 
 
@@ -144,6 +154,7 @@ def _add_train(sub):
                             "first checkpoint is written)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     _add_data_options(p)
+    _add_backend(p)
     p.set_defaults(func=_cmd_train)
 
 
@@ -159,6 +170,7 @@ def _add_evaluate(sub):
     p.add_argument("--seed", type=int, default=1, help="seed of generated data")
     p.add_argument("--json", action="store_true", help="print JSON with map and per_class")
     _add_data_options(p)
+    _add_backend(p)
     p.set_defaults(func=_cmd_evaluate)
 
 
@@ -172,6 +184,7 @@ def _add_detect(sub):
     p.add_argument("--score-threshold", type=float, default=None)
     p.add_argument("--overwrite", action="store_true",
                    help="replace files in --out that detect writes (earlier results)")
+    _add_backend(p)
     p.set_defaults(func=_cmd_detect)
 
 
@@ -223,6 +236,9 @@ def main(argv=None):
         parser.print_help()
         return 0
     try:
+        if getattr(args, "backend", None):
+            from .backend import set_backend
+            set_backend(args.backend)
         return args.func(args)
     except KeyboardInterrupt as exc:
         if args.debug:

@@ -24,6 +24,7 @@ from .anchors import base_anchors, grid_anchors
 from .backbone import Backbone
 from .backend import get_array_module, to_numpy
 from .checkpoint import load_checkpoint, save_checkpoint
+from .checks import deferrable, deferred_device_checks, passes
 from .config import Config
 from .detections import postprocess_detections
 from .losses import (head_losses, head_losses_backward, rpn_losses,
@@ -49,9 +50,10 @@ def _check_parts(parts):
     return parts
 
 
+@deferrable
 def _check_finite(loss_name, outputs):
     xp = get_array_module(outputs)
-    if not bool(xp.isfinite(outputs).all()):
+    if not passes(xp.isfinite(outputs).all()):
         raise FloatingPointError(
             f"loss {loss_name} is not finite: its network outputs contain NaN or inf")
 
@@ -169,6 +171,7 @@ class FasterRCNN(Module):
                 for i, t in enumerate(targets)]
 
     # ---- training ----------------------------------------------------------------
+    @deferred_device_checks()  # on CuPy: one host wait for all value checks
     def forward_train(self, images, targets, rng=None, *, parts=("rpn", "head"),
                       proposals=None):
         """Run the training pipeline and return the losses.
@@ -279,6 +282,7 @@ class FasterRCNN(Module):
         losses["total"] = sum(losses.values())
         return losses, (rpn_cache, head_cache)
 
+    @deferred_device_checks()
     def backward(self):
         """Fill ``gradients()`` with d total / d parameter of the last
         :meth:`forward_train` (accumulating: call ``zero_grad`` first)."""
@@ -330,6 +334,7 @@ class FasterRCNN(Module):
                                  self.anchors(*features.shape[2:]), batch, training=training)
         return batch, features, proposals
 
+    @deferred_device_checks()
     def detect(self, images, score_threshold=None):
         """Detect objects in raw images.
 

@@ -91,11 +91,17 @@ def resize_image(image, scale):
     -------
     (round(H*scale), round(W*scale), 3) float32
     """
+    return _resize(image, scale).astype(np.float32, copy=False)
+
+
+def _resize(image, scale):
+    """:func:`resize_image` before the cast: uint8 stays uint8 (Pillow
+    resizes it as uint8), so a GPU batch uploads a quarter of the bytes and
+    converts on the device, to the same float32 values."""
     H, W = image.shape[:2]
     size = (max(1, round(W * scale)), max(1, round(H * scale)))
     if image.dtype == np.uint8:
-        out = np.asarray(Image.fromarray(image).resize(size, Image.BILINEAR))
-        return out.astype(np.float32)
+        return np.asarray(Image.fromarray(image).resize(size, Image.BILINEAR))
     channels = [np.asarray(Image.fromarray(
         np.ascontiguousarray(image[:, :, c], dtype=np.float32), mode="F")
         .resize(size, Image.BILINEAR)) for c in range(3)]
@@ -270,22 +276,27 @@ def preprocess(images, config, xp=None):
         ``images`` is (N, 3, Hp, Wp) in ``config.dtype`` on the active backend.
     """
     images = check_images(images)
-    mean = np.asarray(config.pixel_mean, dtype=np.float32)
-    std = np.asarray(config.pixel_std, dtype=np.float32)
+    xp = xp or array_module()
+    # the resize on the host (Pillow), the rest where the batch goes: on a
+    # GPU the (uint8) resized pixels cross, then cast, normalise and pad
+    # there, with the very float32 arithmetic of the CPU path
+    mean = xp.asarray(np.asarray(config.pixel_mean, dtype=np.float32))
+    std = xp.asarray(np.asarray(config.pixel_std, dtype=np.float32))
     resized, scales = [], []
     for image in images:
         scale = compute_scale(*image.shape[:2], config.target_size, config.max_size)
-        resized.append((resize_image(image, scale) - mean) / std)
+        resized.append(_resize(image, scale))
         scales.append(scale)
     stride = config.stride
     Hp = max(r.shape[0] for r in resized)
     Wp = max(r.shape[1] for r in resized)
     Hp, Wp = -(-Hp // stride) * stride, -(-Wp // stride) * stride
-    batch = np.zeros((len(images), 3, Hp, Wp), dtype=config.dtype)
+    batch = xp.zeros((len(images), 3, Hp, Wp), dtype=config.dtype)
     for n, r in enumerate(resized):
-        batch[n, :, :r.shape[0], :r.shape[1]] = r.transpose(2, 0, 1)
+        pixels = xp.asarray(r).astype(np.float32, copy=False)
+        batch[n, :, :r.shape[0], :r.shape[1]] = ((pixels - mean) / std).transpose(2, 0, 1)
     return PreprocessedBatch(
-        images=(xp or array_module()).asarray(batch),
+        images=batch,
         image_sizes=[r.shape[:2] for r in resized],
         original_sizes=[im.shape[:2] for im in images],
         scales=scales)

@@ -42,7 +42,7 @@ import numpy as np
 
 from .backend import get_array_module
 from .checks import (check_array, check_float_array, check_probability,
-                     check_same_dtype, first_bad_row)
+                     check_same_dtype, deferrable, first_bad_row)
 from .ops import box_iou, check_boxes, encode_boxes
 
 __all__ = ["sample_proposals", "ProposalTargets", "stds_to_weights"]
@@ -251,6 +251,7 @@ def _class_targets(rois, gt_boxes, matched, labels, num_fg, num_classes,
     return targets, mask
 
 
+@deferrable
 def _check(proposals, gt_boxes, gt_labels, num_classes, batch_size,
            positive_fraction, fg_iou, bg_iou, box_stds, rng):
     """Validate the arguments; return (lo, hi, encoding weights)."""

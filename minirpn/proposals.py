@@ -26,7 +26,7 @@ import numpy as np
 
 from .backend import get_array_module
 from .checks import (check_float_array, check_probability, check_same_dtype,
-                     first_bad_row)
+                     deferrable, first_bad_row)
 from .ops import clip_boxes, decode_boxes, nms, remove_small_boxes
 
 __all__ = ["ProposalLayer", "Proposals", "ProposalStep", "STEP_NAMES",
@@ -256,6 +256,7 @@ class ProposalLayer:
                          before_nms_anchor_indices=before[2], steps=steps)
 
     @staticmethod
+    @deferrable
     def _check(fg_probs, deltas, anchors, image_size, scale):
         """Validate the call's arguments (ValueError/TypeError)."""
         xp = get_array_module(fg_probs, deltas, anchors)

@@ -17,7 +17,8 @@ from numba.core import types as t
 numba.cuda.dispatcher.get_current_device = \
     lambda: type("Device", (), {"compute_capability": (8, 0)})()
 
-from minirpn.cuda import nms_kernel, roi_align_kernel, roi_pool_kernel  # noqa: E402
+from minirpn.cuda import (max_pool_kernel, nms_kernel, roi_align_kernel,  # noqa: E402
+                          roi_pool_kernel)
 
 
 def a(dtype, ndim):
@@ -30,10 +31,14 @@ def signatures(f):
         "nms_mask": (nms_kernel._mask_kernel,
                      (a(f, 1),) * 4 + (a(i64, 1), f, f, a(t.uint64, 2))),
         "nms_keep": (nms_kernel._keep_kernel, (a(t.uint64, 2), a(t.boolean, 1))),
+        "max_pool_forward": (max_pool_kernel._max_forward_kernel,
+                             (a(f, 4),) + (i64,) * 4 + (a(f, 4), a(t.int8, 4))),
+        "max_pool_backward": (max_pool_kernel._max_backward_kernel,
+                              (a(f, 4), a(t.int8, 4)) + (i64,) * 4 + (f, a(f, 4))),
         "roi_pool_forward": (roi_pool_kernel._forward_kernel,
                              (a(f, 4), a(i64, 1)) + (a(i32, 2),) * 4 + (f, f, a(f, 4), a(i32, 4))),
         "roi_pool_backward": (roi_pool_kernel._backward_kernel,
-                              (a(f, 4), a(i32, 4), a(i64, 1)) + (a(i32, 2),) * 4 + (f, a(f, 4))),
+                              (a(f, 4), a(i32, 4), a(i64, 1), a(f, 4))),
         "roi_align_forward": (roi_align_kernel._forward_kernel,
                               (a(f, 4), a(i64, 1)) + (a(f, 1),) * 4 + (a(i64, 1),) * 2
                               + (a(f, 1), a(f, 4))),

@@ -14,8 +14,9 @@ import sys
 
 import numpy as np
 
-from minirpn.cuda import nms_kernel, roi_align_kernel, roi_pool_kernel
+from minirpn.cuda import max_pool_kernel, nms_kernel, roi_align_kernel, roi_pool_kernel
 from minirpn.nn._roi_common import FLT_MAX
+from minirpn.nn.pooling import max_pool2d_backward, max_pool2d_forward
 from minirpn.nn.roi_align import _geometry, roi_align_backward, roi_align_forward
 from minirpn.nn.roi_pool import roi_pool_backward, roi_pool_forward
 from minirpn.ops import batched_nms, nms
@@ -89,10 +90,11 @@ def check_roi_pool(dtype):
     y_gpu, argmax = np.full_like(y, np.nan), np.empty(y.shape, np.int32)
     edges = [cache[k] for k in ("h0", "h1", "w0", "w1")]
     roi_pool_kernel.forward(x, cache["batch"], *edges, x.dtype.type(-FLT_MAX), y_gpu, argmax)
-    dx_gpu = np.full_like(x, np.nan)  # the gather must write every element
-    roi_pool_kernel.backward(dy, argmax, cache["batch"], *edges, dx_gpu)
+    dx_gpu = np.zeros_like(x)
+    roi_pool_kernel.backward(dy, argmax, cache["batch"], dx_gpu)
+    # forward: bit for bit; backward: atomics may add shared maxima in another order
     return (_differs("y", y_gpu, y) or _differs("argmax", argmax, cache["argmax"])
-            or _differs("dx", dx_gpu, roi_pool_backward(dy, cache)))
+            or _differs("dx", dx_gpu, roi_pool_backward(dy, cache), exact=False))
 
 
 def check_roi_align(dtype, sampling_ratio, aligned):
@@ -109,7 +111,29 @@ def check_roi_align(dtype, sampling_ratio, aligned):
                                                  exact=False)
 
 
+def check_max_pool(dtype, kernel, stride):
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((2, 2, 7, 9)).astype(dtype)
+    x[0, 0] = 0.5                          # a flat map: every window ties
+    x[0, 1, :2, :2] = np.round(x[0, 1, :2, :2])  # small ties
+    x[1, 0, 3, 4] = np.nan                 # a NaN wins its windows
+    x[1, 1, 0, 1] = np.inf
+    y, (arg, shape, k, s) = max_pool2d_forward(x, kernel, stride)
+    y_gpu, arg_gpu = np.full_like(y, -1), np.full(arg.shape, -2, arg.dtype)
+    max_pool_kernel.forward(x, k, s, y_gpu, arg_gpu)
+    dy = rng.standard_normal(y.shape).astype(dtype)
+    dx_gpu = np.full_like(x, np.nan)  # the gather must write every element
+    max_pool_kernel.backward(dy, arg, k, s, dx_gpu)
+    same_y = np.array_equal(y_gpu, y, equal_nan=True)  # NaN where the window holds one
+    return ((None if same_y else f"y: got {y_gpu!r}, want {y!r}")
+            or _differs("arg", arg_gpu, arg)
+            or _differs("dx", dx_gpu, max_pool2d_backward(dy, (arg, shape, k, s))))
+
+
 CHECKS = {
+    "max_pool_float32_2x2": lambda: check_max_pool(np.float32, 2, 2),
+    "max_pool_float64_3x3_stride2": lambda: check_max_pool(np.float64, 3, 2),
+    "max_pool_float32_3x2_stride1": lambda: check_max_pool(np.float32, (3, 2), 1),
     "nms_float32": lambda: check_nms(np.float32, 70),
     "nms_float64_three_words": lambda: check_nms(np.float64, 130),
     "nms_zero_and_one_box": check_nms_sizes,

@@ -1,6 +1,7 @@
 """A stand-in for CuPy on machines without a GPU, for testing the cupy paths.
 
-``install()`` puts a module named ``cupy`` (and ``cupyx.scipy.sparse``) in
+``install()`` puts a module named ``cupy`` (and ``cupyx``: ``scatter_add``
+and ``cupyx.scipy.sparse``) in
 ``sys.modules``. Its arrays wrap numpy arrays, and ``minirpn.backend`` takes
 them for CuPy's. They behave like CuPy where it matters for finding bugs:
 
@@ -172,7 +173,12 @@ def _function(name):
 
 
 class _Sparse:
-    """cupyx.scipy.sparse matrices: scipy's, over fake arrays."""
+    """cupyx.scipy.sparse matrices: scipy's, over fake arrays, except that
+    a product adds each row's entries in reverse order. cuSPARSE promises
+    no order, and on the H200 its SpMM differed from SciPy's in the last
+    bit: the reversed order reproduces the float64 crop_pool error of that
+    run exactly. Code that must equal the CPU bit for bit cannot rest on it.
+    """
 
     def __init__(self, m):
         self._m = m
@@ -185,7 +191,12 @@ class _Sparse:
         return _Sparse(self._m.tocsr())
 
     def __matmul__(self, dense):
-        return _wrap(np.asarray(self._m @ _strict(dense)))
+        m, x = self._m.tocsr(), _strict(dense)
+        out = np.zeros((m.shape[0],) + x.shape[1:], np.result_type(m.dtype, x.dtype))
+        for i in range(m.shape[0]):
+            for k in range(m.indptr[i + 1] - 1, m.indptr[i] - 1, -1):
+                out[i] += m.data[k] * x[m.indices[k]]
+        return _wrap(out)
 
 
 def _module():
@@ -203,6 +214,7 @@ def _module():
         scipy.sparse.coo_matrix((_strict(arg[0]), tuple(_strict(arg[1]))),
                                 shape=shape, dtype=dtype))
     cupyx = types.ModuleType("cupyx")
+    cupyx.scatter_add = lambda a, index, value: np.add.at(a._a, _strict(index), _strict(value))
     cupyx.scipy = types.ModuleType("cupyx.scipy")
     cupyx.scipy.sparse = sparse
     return {"cupy": cupy, "cupyx": cupyx, "cupyx.scipy": cupyx.scipy,

@@ -61,6 +61,7 @@ def _nvvm_available():
 def test_a_pip_installed_nvvm_is_found_when_there_is_no_toolkit(tmp_path, monkeypatch):
     from minirpn.cuda import launch
     (tmp_path / "nvidia" / "cuda_nvcc" / "nvvm").mkdir(parents=True)
+    (tmp_path / "nvidia" / "__init__.py").touch()  # wins over an installed nvidia package
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.delenv("CUDA_HOME", raising=False)
     monkeypatch.delenv("CUDA_PATH", raising=False)
@@ -83,8 +84,8 @@ def test_kernels_compile_for_a_gpu_without_fused_multiply_adds():
     done = _run("cuda_ptx_check.py")
     assert done.returncode == 0, done.stderr[-3000:]
     report = json.loads(done.stdout.strip().splitlines()[-1])
-    assert len(report) == 12  # 6 kernels x 2 dtypes
+    assert len(report) == 16  # 8 kernels x 2 dtypes
     for kernel, counts in report.items():
         assert counts["fma"] == 0, kernel
     assert all(report[f"roi_align_backward {t}"]["atomics"] > 0 for t in ("float32", "float64"))
-    assert report["roi_pool_backward float32"]["atomics"] == 0  # the gather
+    assert all(report[f"roi_pool_backward {t}"]["atomics"] > 0 for t in ("float32", "float64"))

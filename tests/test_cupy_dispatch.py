@@ -51,10 +51,20 @@ def _pool_forward(x, batch, h0, h1, w0, w1, lowest, zero, y, argmax):
     cpu_pool._pool_forward_kernel(x_nhwc, batch, h0, h1, w0, w1, y, argmax)
 
 
-def _pool_backward(dy, argmax, batch, h0, h1, w0, w1, zero, dx):
+def _pool_backward(dy, argmax, batch, dx):
     flat = np.zeros((dx.shape[0], dx.shape[1], dx.shape[2] * dx.shape[3]), dx.dtype)
     cpu_pool._pool_backward_kernel(dy, argmax, batch, flat)
-    dx[...] = flat.reshape(dx.shape)
+    dx += flat.reshape(dx.shape)
+
+
+def _max_pool_forward(x, kh, kw, sh, sw, y, arg):
+    from minirpn.nn.pooling import max_pool2d_forward
+    y[...], (arg[...], *_) = max_pool2d_forward(x, (kh, kw), (sh, sw))
+
+
+def _max_pool_backward(dy, arg, kh, kw, sh, sw, zero, dx):
+    from minirpn.nn.pooling import max_pool2d_backward
+    dx[...] = max_pool2d_backward(dy, (arg, dx.shape, (kh, kw), (sh, sw)))
 
 
 def _tables(dx_or_x, y1, x1, bin_h, bin_w, grid_h, grid_w, pooled):
@@ -82,8 +92,10 @@ def gpu(monkeypatch):
     """Fake CuPy installed, kernel launches answered by the CPU kernels;
     yields the launch log (kernel names)."""
     uninstall = fakecupy.install()
-    from minirpn.cuda import nms_kernel, roi_align_kernel, roi_pool_kernel
+    from minirpn.cuda import max_pool_kernel, nms_kernel, roi_align_kernel, roi_pool_kernel
     answers = {nms_kernel._mask_kernel: _nms_mask, nms_kernel._keep_kernel: _nms_keep,
+               max_pool_kernel._max_forward_kernel: _max_pool_forward,
+               max_pool_kernel._max_backward_kernel: _max_pool_backward,
                roi_pool_kernel._forward_kernel: _pool_forward,
                roi_pool_kernel._backward_kernel: _pool_backward,
                roi_align_kernel._forward_kernel: _align_forward,
@@ -93,11 +105,15 @@ def gpu(monkeypatch):
     def launch(kernel, blocks, threads, *args, shared_bytes=0):
         log.append(kernel.py_func.__name__)
         answers[kernel](*(fakecupy.unwrap(a) for a in args))
-    for module in (nms_kernel, roi_pool_kernel, roi_align_kernel):
+    for module in (nms_kernel, roi_pool_kernel, roi_align_kernel, max_pool_kernel):
         monkeypatch.setattr(module, "launch", launch)
     fakecupy.TRANSFERS.clear()
     yield log
     uninstall()
+
+
+#: host waits (0-d reads) of one training step of the tiny model on 2 images
+SCALARS_PER_STEP = {"roi_pool": 6, "roi_align": 6, "crop_pool": 6}
 
 
 def _host(tree):
@@ -123,13 +139,22 @@ def test_training_step_on_the_gpu_path_equals_the_cpu_and_stays_on_the_device(
     got = dev.forward_train(images, targets, rng=np.random.default_rng(5))
     dev.backward()
     # one array crossed to the host, the stacked losses for the progress
-    # bar; otherwise only scalars (sizes, checks)
+    # bar; otherwise only scalars: sizes of the sampled sets, the RoIs' batch
+    # indices (checked at once: a bad one would read out of bounds), and one
+    # read of all the other value checks (checks.deferred_device_checks).
+    # A new host wait in the step fails here.
     assert fakecupy.TRANSFERS["arrays"] == 1
+    assert fakecupy.TRANSFERS["scalars"] <= SCALARS_PER_STEP[crop_method], \
+        dict(fakecupy.TRANSFERS)
+    # uploads (each a host-side copy, and a wait where the memory is pageable):
+    # images, pixel mean/std, the sampled indices, the dropout masks
+    assert fakecupy.TRANSFERS["to_device"] <= 18, dict(fakecupy.TRANSFERS)
     assert got == want  # same seed, same sampling: the very same numbers
     grads = _host(dev.gradients())
     for name, g in cpu.gradients().items():
         np.testing.assert_array_equal(grads[name], g, err_msg=name)
     assert "_mask_kernel" in gpu and "_keep_kernel" in gpu  # NMS ran on the "GPU"
+    assert "_max_forward_kernel" in gpu and "_max_backward_kernel" in gpu  # max-pool too
     if crop_method != "crop_pool":  # crop_pool is xp and cuSPARSE: no kernel of ours
         assert gpu.count("_forward_kernel") >= 1 and gpu.count("_backward_kernel") == 1
 
@@ -142,6 +167,7 @@ def test_detect_on_the_gpu_path_equals_the_cpu(gpu):
     got = dev.detect(images, score_threshold=0.0)
     # detections cross once: boxes, scores and labels of each image
     assert fakecupy.TRANSFERS["arrays"] == 3 * len(images)
+    assert fakecupy.TRANSFERS["scalars"] <= 3, dict(fakecupy.TRANSFERS)  # no new host waits
     for g, w in zip(got, want):
         assert isinstance(g["boxes"], np.ndarray)
         for key in ("boxes", "scores", "labels"):
@@ -165,6 +191,33 @@ def test_ops_dispatch_to_the_gpu_kernels_with_cpu_results(gpu):
     assert gpu.count("_mask_kernel") == 2
     with pytest.raises(TypeError, match="scores must be a cupy array"):
         nms(on[0], scores, 0.5)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_crop_pool_on_the_gpu_path_is_the_cpu_bit_for_bit_on_ties(gpu, dtype):
+    # A flat channel makes every 2x2 window of the sampled grid a tie up to
+    # the last bit of the bilinear sums, so the max-pool's arg-max (and so
+    # the gradient) follows the order in which each sample's taps are added.
+    # The GPU path must add them as SciPy does: with cuSPARSE (its order
+    # modelled by fakecupy's sparse) 6% of the float64 gradient moved.
+    from minirpn.nn.crop_pool import crop_pool_backward, crop_pool_forward
+    cupy = sys.modules["cupy"]
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((2, 8, 19, 23)).astype(dtype)
+    x[:, 0] = 0.25
+    xy = rng.uniform(-40, 330, (40, 2))
+    rois = np.concatenate([rng.integers(0, 2, (40, 1)), xy,
+                           xy + rng.uniform(0, 200, (40, 2))], 1).astype(dtype)
+    y, cache = crop_pool_forward(x, rois, (7, 7), 1 / 16)
+    fakecupy.TRANSFERS.clear()
+    y_gpu, cache_gpu = crop_pool_forward(cupy.asarray(x), cupy.asarray(rois), (7, 7), 1 / 16)
+    np.testing.assert_array_equal(fakecupy.unwrap(y_gpu), y)
+    np.testing.assert_array_equal(fakecupy.unwrap(cache_gpu[2][0]), cache[2][0])  # arg-max
+    dy = rng.standard_normal(y.shape).astype(dtype)
+    dx_gpu = crop_pool_backward(cupy.asarray(dy), cache_gpu)
+    assert dx_gpu.dtype == dtype
+    np.testing.assert_array_equal(fakecupy.unwrap(dx_gpu), crop_pool_backward(dy, cache))
+    assert fakecupy.TRANSFERS["arrays"] == 0
 
 
 def test_anchor_and_roi_sampling_draw_the_cpu_samples_from_the_same_seed(gpu):

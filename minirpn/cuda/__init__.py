@@ -6,9 +6,10 @@ runs them (conv is im2col + a cuBLAS matmul). Four ops need kernels because
 a few xp expressions cannot say them efficiently:
 
 - :mod:`.nms_kernel`: greedy NMS as torchvision's bitmask algorithm;
-- :mod:`.roi_pool_kernel`: RoI max pooling, forward and (atomics-free)
-  backward;
-- :mod:`.roi_align_kernel`: RoI Align, forward and backward (atomics).
+- :mod:`.roi_pool_kernel`: RoI max pooling, forward and backward (atomics);
+- :mod:`.roi_align_kernel`: RoI Align, forward and backward (atomics);
+- :mod:`.max_pool_kernel`: 2-D max pooling, forward and (gather) backward,
+  one launch each instead of a dozen CuPy ops and a host wait.
 
 Why numba.cuda (and not CuPy's RawKernel): the kernels are Python, in the
 style of the CPU numba kernels beside them, one readable source per op; they
@@ -16,10 +17,14 @@ take CuPy arrays directly through the CUDA array interface; and numba's CUDA
 simulator (``NUMBA_ENABLE_CUDASIM=1``) runs the very same source on the CPU
 on numpy arrays, so the tests check every kernel against the CPU path on a
 machine without a GPU. :mod:`.launch` launches them on CuPy's current stream.
+Keeping numba.cuda has one cost: numba-cuda (up to 0.30.4) still asks numpy
+for ``row_stack``, which numpy 2.5 removed; :mod:`.launch` restores that
+alias of ``vstack`` before numba.cuda is first imported, where it is missing.
 
 What crosses to the host: nothing in these kernels. NMS keeps its mask and
 its sequential walk on the device; the callers read a few scalars (sizes of
-index sets, validation flags), never arrays, during a training step.
+index sets; the validation flags of a training step are read once, at its
+end: :func:`minirpn.checks.deferred_device_checks`), never arrays.
 
 Nothing here is imported by ``import minirpn``: the ops import these modules
 the first time they see a CuPy array, which is when numba.cuda is imported.

@@ -15,7 +15,10 @@ import sys
 import warnings
 
 __all__ = ["numba_cuda", "simulated", "launch", "blocks_for", "mul_rn",
-           "THREADS"]
+           "THREADS", "GPU_INSTALL"]
+
+#: What to install for the GPU backend (the ``gpu`` extra of setup.cfg).
+GPU_INSTALL = 'pip install "minirpn[gpu]"'
 
 #: Threads per block of the one-thread-per-element kernels.
 THREADS = 256
@@ -40,14 +43,80 @@ def _use_pip_nvvm():
             return
 
 
+def _numpy_row_stack():
+    """Give numpy back ``row_stack`` where it lacks it, before numba.cuda
+    is first imported; return True if it had to.
+
+    numba-cuda (up to 0.30.4 at least) registers ``overload(np.row_stack)``
+    when it compiles its first kernel, and numpy 2.5 removed ``row_stack``,
+    an alias of ``vstack`` deprecated since numpy 2.0 ("np.row_stack ...
+    use np.vstack instead", numpy 2.0 release notes); numba itself guards
+    the same line ("Numpy 2.5 removed np.row_stack, so only ... if it's
+    present", numba/np/arrayobj.py). So the first launch dies with
+    AttributeError. Defining the name as the very function it aliased
+    changes no behaviour of numpy, is done only when the name is missing,
+    and only on the GPU path (``import minirpn`` never gets here).
+    """
+    import numpy
+    if hasattr(numpy, "row_stack"):
+        return False
+    numpy.row_stack = numpy.vstack
+    return True
+
+
+def _import_numba_cuda():
+    """``numba.cuda``, or one RuntimeError naming what to install."""
+    try:
+        from numba import cuda
+    except ImportError as exc:
+        raise RuntimeError(
+            "the CuPy backend's kernels need numba.cuda, which did not "
+            f"import ({exc}): pip install \"numba-cuda[cu12]\" "
+            f"(or {GPU_INSTALL})") from exc
+    return cuda
+
+
+def _check_nvvm(cuda):
+    """numba compiles kernels with NVVM, and numba-cuda links them with
+    NVRTC; without either every launch fails deep inside numba. Say so
+    once, naming the package."""
+    try:
+        from numba.cuda.cudadrv import nvvm
+        nvvm.NVVM()
+    except Exception as exc:  # NvvmSupportError, OSError: no libnvvm
+        raise RuntimeError(
+            "numba.cuda cannot find NVVM (libnvvm, the CUDA compiler "
+            f"library): {exc}. pip install nvidia-cuda-nvcc-cu12 (part of "
+            f"{GPU_INSTALL}), or set CUDA_HOME to a CUDA toolkit") from exc
+    try:
+        from numba.cuda.cudadrv import nvrtc
+        version = getattr(nvrtc, "_get_nvrtc_version", None)  # numba-cuda's
+        if version is not None:
+            version()
+    except Exception as exc:  # cuda.pathfinder's DynamicLibNotFoundError
+        raise RuntimeError(
+            f"numba-cuda cannot find NVRTC (libnvrtc): {exc}. pip install "
+            f"nvidia-cuda-nvrtc-cu12 (part of numba-cuda[cu12] and "
+            f"{GPU_INSTALL})") from exc
+
+
 @functools.cache
 def numba_cuda():
     """The ``numba.cuda`` module, imported on first use (with the exact
-    multiply of :func:`mul_rn` registered for real devices)."""
+    multiply of :func:`mul_rn` registered for real devices).
+
+    Raises
+    ------
+    RuntimeError
+        If numba.cuda cannot be imported, or (on a real device) NVVM is
+        missing; the message names the package to install.
+    """
+    _numpy_row_stack()
     if not simulated():
         _use_pip_nvvm()
-    from numba import cuda
+    cuda = _import_numba_cuda()
     if not simulated():
+        _check_nvvm(cuda)
         _register_mul_rn()
         # NMS walks its mask in one block, by design: numba's "grid size
         # will likely result in GPU under-utilization" says nothing new

@@ -25,8 +25,12 @@ the RoI coordinates are constants (Ren et al. 2015, section 3.2: approximate
 joint training ignores the derivative with respect to the proposal boxes'
 coordinates).
 
-On CuPy the same matrix is built with ``xp`` and held by
-``cupyx.scipy.sparse`` (products by cuSPARSE): one algorithm, two devices.
+On CuPy the same four taps per sample are computed with ``xp``, and the two
+products are written out as a gather (forward) and a scatter-add (backward)
+that add in the order SciPy's CSR/CSC products do: cuSPARSE's SpMM adds a
+row's entries in an order of its own, and the 2x2 max-pool after the
+sampling turns those last-bit differences into different arg-maxes, so a
+different gradient (the first GPU run measured 6% of it in float64).
 """
 import numpy as np
 import scipy.sparse
@@ -89,39 +93,77 @@ def affine_grid(theta, grid_h, grid_w, height, width):
             xp.broadcast_to(xs[:, None, :], (R, grid_h, grid_w)))
 
 
-def _sparse_module(xp):
-    """scipy.sparse for numpy, cupyx.scipy.sparse (cuSPARSE) for CuPy: the
-    same sampling matrix and products on either device."""
-    if xp is np:
-        return scipy.sparse
-    import cupyx.scipy.sparse  # only reached with CuPy arrays
-    return cupyx.scipy.sparse
-
-
-def _sampling_matrix(batch_index, ys, xs, N, H, W, dtype):
-    """The sparse (R*GH*GW, N*H*W) bilinear sampling matrix, zero padding."""
+def _taps(batch_index, ys, xs, N, H, W, dtype):
+    """The four bilinear taps of every sample, in row-major tap order
+    (y0 x0, y0 x1, y1 x0, y1 x1): each a (S,) flat row index into the
+    ``(N*H*W, C)`` feature matrix (clipped into the map), its (S,) weight of
+    ``dtype`` and its (S,) ``inside`` flag (taps outside the map read zero)."""
     xp = get_array_module(ys)
-    samples = ys.size
     b = xp.repeat(batch_index, ys.shape[1] * ys.shape[2])  # R may be 0
     y, x = ys.reshape(-1), xs.reshape(-1)
     y0, x0 = xp.floor(y).astype(np.int64), xp.floor(x).astype(np.int64)
     ly, lx = (y - y0).astype(dtype), (x - x0).astype(dtype)
-    rows, cols, vals = [], [], []
+    taps = []
     for dy_, wy in ((0, 1 - ly), (1, ly)):
         for dx_, wx in ((0, 1 - lx), (1, lx)):
             yy, xx = y0 + dy_, x0 + dx_
             inside = (yy >= 0) & (yy < H) & (xx >= 0) & (xx < W)
-            rows.append(xp.flatnonzero(inside))
-            cols.append(((b * H + yy) * W + xx)[inside])
-            vals.append((wy * wx)[inside])
+            index = (b * H + xp.clip(yy, 0, H - 1)) * W + xp.clip(xx, 0, W - 1)
+            taps.append((index, wy * wx, inside))
+    return taps
+
+
+def _sampling_matrix(taps, N, H, W, dtype):
+    """The sparse (S, N*H*W) bilinear sampling matrix (scipy, CPU), zero
+    padding. Each row holds its inside taps in tap order: the order in
+    which ``S @ F`` adds them up, and :func:`_sample_on_device` too."""
+    rows = [np.flatnonzero(inside) for _, _, inside in taps]
+    cols = [index[inside] for index, _, inside in taps]
+    vals = [weight[inside] for _, weight, inside in taps]
     # COO (the four taps of a sample never coincide) converted to CSR
-    return _sparse_module(xp).coo_matrix(
-        (xp.concatenate(vals), (xp.concatenate(rows), xp.concatenate(cols))),
-        shape=(samples, N * H * W), dtype=dtype).tocsr()
+    return scipy.sparse.coo_matrix(
+        (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
+        shape=(taps[0][0].size, N * H * W), dtype=dtype).tocsr()
+
+
+def _sample_on_device(taps, flat):
+    """``S @ flat`` on CuPy without a sparse library: the samples' taps
+    gathered and added in tap order, each product and sum rounded on its
+    own (one CuPy kernel each, never fused), which is the arithmetic of
+    SciPy's CSR product, bit for bit. cuSPARSE adds a row's entries in an
+    order of its own: 1-ulp differences that flip the 2x2 max-pool's
+    arg-max between near-equal samples (a flat feature map makes every
+    window such a tie) and send the gradient to other features."""
+    xp = get_array_module(flat)
+    total = None
+    for index, weight, inside in taps:
+        term = xp.where(inside[:, None], weight[:, None] * flat[index], 0)
+        total = term if total is None else total + term
+    return total.astype(flat.dtype, copy=False)
+
+
+def _sample_on_device_backward(taps, dflat, rows):
+    """``S.T @ dflat`` on CuPy: every sample's tap products scattered into
+    its (up to) four feature rows (``cupyx.scatter_add``, atomics; sample
+    by sample, tap by tap, the order of SciPy's CSC product)."""
+    xp = get_array_module(dflat)
+    index = xp.stack([t[0] for t in taps], axis=1).reshape(-1)          # (S*4,)
+    weight = xp.stack([t[1] for t in taps], axis=1)                     # (S, 4)
+    inside = xp.stack([t[2] for t in taps], axis=1)
+    values = xp.where(inside[:, :, None], weight[:, :, None] * dflat[:, None, :], 0)
+    out = xp.zeros((rows, dflat.shape[1]), dtype=dflat.dtype)
+    _scatter_add(xp, out, index, values.reshape(-1, dflat.shape[1]).astype(dflat.dtype))
+    return out
+
+
+def _scatter_add(xp, out, index, values):
+    """``numpy.add.at(out, index, values)``, on CuPy as cupyx.scatter_add."""
+    import cupyx  # only reached with CuPy arrays
+    cupyx.scatter_add(out, index, values)
 
 
 def crop_pool_forward(features, rois, output_size=(7, 7), spatial_scale=1 / 16):
-    """Crop pooling forward (see the module docstring).
+    """Crop pooling forward (bilinear crop to 2 PH x 2 PW, 2x2 max-pool).
 
     Shapes: N images, C channels, H x W feature map, R RoIs, PH x PW output.
 
@@ -159,9 +201,15 @@ def crop_pool_forward(features, rois, output_size=(7, 7), spatial_scale=1 / 16):
                          f"{batch_index.min()}..{batch_index.max()}")
     theta = affine_theta(rois, spatial_scale, H, W)
     ys, xs = affine_grid(theta, 2 * ph, 2 * pw, H, W)
-    S = _sampling_matrix(batch_index, ys, xs, N, H, W, features.dtype)
+    taps = _taps(batch_index, ys, xs, N, H, W, features.dtype)
     flat = features.transpose(0, 2, 3, 1).reshape(N * H * W, C)
-    sampled = (S @ flat).reshape(rois.shape[0], 2 * ph, 2 * pw, C)
+    if xp is np:
+        S = _sampling_matrix(taps, N, H, W, features.dtype)
+        sampled = S @ flat
+    else:
+        S = taps  # the device path keeps the taps, not a matrix
+        sampled = _sample_on_device(taps, flat)
+    sampled = sampled.reshape(rois.shape[0], 2 * ph, 2 * pw, C)
     sampled = xp.ascontiguousarray(sampled.transpose(0, 3, 1, 2))
     y, pool_cache = max_pool2d_forward(sampled, kernel_size=2, stride=2)
     return y, (S, features.shape, pool_cache)
@@ -182,7 +230,10 @@ def crop_pool_backward(dy, cache):
     S, (N, C, H, W), pool_cache = cache
     dsampled = max_pool2d_backward(dy, pool_cache)        # (R, C, 2PH, 2PW)
     dflat = dsampled.transpose(0, 2, 3, 1).reshape(-1, C)
-    dfeatures = S.T @ dflat                                # (N*H*W, C)
     xp = get_array_module(dflat)
+    if xp is np:
+        dfeatures = S.T @ dflat                            # (N*H*W, C)
+    else:
+        dfeatures = _sample_on_device_backward(S, dflat, N * H * W)
     return xp.ascontiguousarray(
         xp.asarray(dfeatures).reshape(N, H, W, C).transpose(0, 3, 1, 2))

@@ -15,7 +15,7 @@ import numpy
 
 from ..backend import get_array_module
 from ..checks import (check_array, check_float_array, check_same_dtype,
-                      first_bad_row)
+                      deferrable, first_bad_row)
 
 __all__ = ['softmax_cross_entropy_forward', 'softmax_cross_entropy_backward',
            'smooth_l1_forward', 'smooth_l1_backward']
@@ -36,6 +36,7 @@ def _upstream(dloss, dtype, xp):
     return xp.asarray(dloss, dtype=dtype)
 
 
+@deferrable  # pure: repeated only to report a bad label
 def softmax_cross_entropy_forward(logits, labels, ignore_index=-1):
     """Mean softmax cross-entropy over the rows that are not ignored.
 

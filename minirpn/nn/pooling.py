@@ -19,7 +19,7 @@ are exactly what ``x.reshape(N, C, OH, KH, OW, KW)`` exposes, so that case
 needs no code of its own; gathering the windows into a contiguous
 (..., KH*KW) copy for ``argmax`` was 1.7x slower on (1, 64, 300, 400).
 """
-from ..backend import get_array_module
+from ..backend import get_array_module, is_cupy_array
 from ..checks import check_float_array
 from .conv import _check_float_rank, _pair
 
@@ -59,6 +59,8 @@ def max_pool2d_forward(x, kernel_size=2, stride=2):
         arg-max of each window, as a flat row-major index into it, and the
         geometry.
     """
+    if is_cupy_array(x):
+        return _max_pool2d_forward_gpu(x, kernel_size, stride)
     _check_float_rank(x, "x", "(N, C, H, W)")
     kernel = _pair(kernel_size, "kernel_size", 1)
     stride = _pair(stride, "stride", 1)
@@ -103,10 +105,46 @@ def max_pool2d_backward(dy, cache):
         overlapping windows share one; 0 elsewhere, including the rows and
         columns that no window covers.
     """
+    if is_cupy_array(dy):
+        return _max_pool2d_backward_gpu(dy, cache)
     arg, x_shape, kernel, stride = cache
     check_float_array(dy, "dy", shape=arg.shape)
     xp = get_array_module(dy)
     dx = xp.zeros(x_shape, dtype=dy.dtype)
     for o, view in enumerate(_window_views(dx, kernel, stride, dy.shape[2:])):
         view += xp.where(arg == o, dy, 0)
+    return dx
+
+
+# ---- CuPy arrays: one kernel per pass (minirpn.cuda.max_pool_kernel) ----------
+def _max_pool2d_forward_gpu(x, kernel_size, stride):
+    """:func:`max_pool2d_forward` for CuPy arrays: the same checks, then one
+    kernel launch with the same results and no wait for the device."""
+    from ..cuda import max_pool_kernel  # imports numba.cuda: GPU path only
+    _check_float_rank(x, "x", "(N, C, H, W)")
+    kernel = _pair(kernel_size, "kernel_size", 1)
+    stride = _pair(stride, "stride", 1)
+    N, C, H, W = x.shape
+    if kernel[0] > H or kernel[1] > W:
+        raise ValueError(f"kernel_size {kernel} must fit the input (H, W) = "
+                         f"{(H, W)} of x {tuple(x.shape)}")
+    out_size = ((H - kernel[0]) // stride[0] + 1, (W - kernel[1]) // stride[1] + 1)
+    xp = get_array_module(x)
+    y = xp.empty((N, C) + out_size, dtype=x.dtype)
+    arg = xp.empty(y.shape, dtype=xp.int8 if kernel[0] * kernel[1] <= 127 else xp.int32)
+    if y.size:
+        max_pool_kernel.forward(xp.ascontiguousarray(x), kernel, stride, y, arg)
+    return y, (arg, x.shape, kernel, stride)
+
+
+def _max_pool2d_backward_gpu(dy, cache):
+    """:func:`max_pool2d_backward` for CuPy arrays (a gather kernel that adds
+    in the CPU's order: the same gradient, bit for bit)."""
+    from ..cuda import max_pool_kernel
+    arg, x_shape, kernel, stride = cache
+    check_float_array(dy, "dy", shape=arg.shape)
+    xp = get_array_module(dy)
+    dx = xp.empty(x_shape, dtype=dy.dtype)  # the gather writes every element
+    if dx.size:
+        max_pool_kernel.backward(xp.ascontiguousarray(dy), arg, kernel, stride, dx)
     return dx

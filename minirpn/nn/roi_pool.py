@@ -27,8 +27,9 @@ float32 bin edges match it exactly.
 
 CuPy arrays: the bin edges are computed by the same ``_bin_edges`` on the
 device, then :mod:`minirpn.cuda.roi_pool_kernel` takes the maxima (one thread
-per output) and gathers the gradient (one thread per feature element, no
-atomics); results identical to the numba kernels.
+per output, identical to the numba kernel) and scatters the gradient with
+atomic adds (one thread per output, as torchvision's CUDA kernel: equal to
+the numba kernel's up to the order of adds where maxima are shared).
 """
 import numba
 import numpy as np
@@ -201,9 +202,8 @@ def roi_pool_backward(dy, cache):
     if gpu:
         from ..cuda import roi_pool_kernel
         xp = get_array_module(dy)
-        dx = xp.empty((n, c, h, w), dy.dtype)  # the gather writes every element
-        roi_pool_kernel.backward(xp.ascontiguousarray(dy), argmax, batch, cache["h0"],
-                                 cache["h1"], cache["w0"], cache["w1"], dx)
+        dx = xp.zeros((n, c, h, w), dy.dtype)  # the kernel adds into it
+        roi_pool_kernel.backward(xp.ascontiguousarray(dy), argmax, batch, dx)
         return dx
     dx = np.zeros((n, c, h * w), dy.dtype)
     if dy.size:

@@ -14,7 +14,7 @@ coordinates, no +1). Written once against ``xp``: runs on numpy and cupy.
 import math
 
 from ..backend import get_array_module
-from ..checks import check_float_array, check_same_dtype, first_bad_row
+from ..checks import check_float_array, check_same_dtype, deferrable, first_bad_row
 from .boxes import _format_row, check_boxes
 
 __all__ = ["encode_boxes", "decode_boxes", "BBOX_XFORM_CLIP"]
@@ -46,6 +46,7 @@ def _centres(boxes):
     return w, h, boxes[:, 0] + 0.5 * w, boxes[:, 1] + 0.5 * h
 
 
+@deferrable
 def _check_positive_size(boxes, name, w, h):
     """log(w / w_a) needs w > 0 and w_a > 0: name the first zero-size row."""
     row = first_bad_row((w <= 0) | (h <= 0))
@@ -100,6 +101,7 @@ def encode_boxes(reference, target, weights=(1.0, 1.0, 1.0, 1.0)):
                      wh * xp.log(th / rh)], axis=1)
 
 
+@deferrable  # pure: repeated only to report a non-finite delta
 def decode_boxes(reference, deltas, weights=(1.0, 1.0, 1.0, 1.0)):
     """Apply regression deltas to reference boxes (inverse of encode).
 

@@ -12,7 +12,7 @@ for cupy arrays (and for tests, which compare the two).
 import numpy
 
 from ..backend import get_array_module, to_numpy
-from ..checks import check_float_array, check_same_dtype, first_bad_row
+from ..checks import check_float_array, check_same_dtype, deferrable, first_bad_row, passes
 from ..jit import njit
 
 __all__ = ["check_boxes", "box_area", "box_iou", "clip_boxes",
@@ -23,6 +23,7 @@ def _format_row(row):
     return "[" + ", ".join(f"{float(v):g}" for v in to_numpy(row)) + "]"
 
 
+@deferrable
 def check_boxes(boxes, name):
     """Validate an array of boxes and return it unchanged.
 
@@ -56,9 +57,10 @@ def check_boxes(boxes, name):
     xp = get_array_module(boxes)
     # Fast path: three whole-array reductions (a per-row .all(axis=1)
     # costs 0.5 ms on 20000 boxes, more than box_iou itself), combined on
-    # the device so that a GPU waits for one flag, not three.
-    if bool(xp.isfinite(boxes).all() & ~(boxes[:, 2] < boxes[:, 0]).any()
-            & ~(boxes[:, 3] < boxes[:, 1]).any()):
+    # the device so that a GPU waits for one flag, not three (and, in a
+    # training step or detect, for none: checks.deferred_device_checks).
+    if passes(xp.isfinite(boxes).all() & ~(boxes[:, 2] < boxes[:, 0]).any()
+              & ~(boxes[:, 3] < boxes[:, 1]).any()):
         return boxes
     finite = xp.isfinite(boxes).all(axis=1)
     x_ok = boxes[:, 2] >= boxes[:, 0]          # False for NaN too

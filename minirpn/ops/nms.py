@@ -28,7 +28,7 @@ import numpy
 
 from ..backend import get_array_module
 from ..checks import check_array, check_float_array, check_probability
-from ..checks import first_bad_row
+from ..checks import deferrable, first_bad_row
 from ..jit import njit
 from .boxes import check_boxes
 
@@ -111,6 +111,7 @@ def _threshold_as(dtype, threshold):
     return t
 
 
+@deferrable
 def _check_scores(scores, n):
     check_float_array(scores, "scores", shape=(n,))
     row = first_bad_row(~get_array_module(scores).isfinite(scores))

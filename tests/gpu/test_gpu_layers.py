@@ -4,7 +4,9 @@ Each functional layer runs forward and backward on the same inputs on both
 devices; outputs and gradients must agree within 1e-4 (float32) or 1e-10
 (float64) relative (``gpu_helpers.TOLERANCE``). The geometry ops with
 discrete outcomes must agree exactly: IoU to the bit, NMS index for index,
-anchor labels label for label, RoI pool (and RoI Align forward) to the bit.
+anchor labels label for label, RoI pool and RoI Align forward to the bit
+(their backward passes use atomics: within the tolerance);
+the anchors' regression targets to a few ulps.
 """
 import numpy as np
 import pytest
@@ -101,9 +103,9 @@ def test_roi_pool_is_identical(cp, dtype):
     np.testing.assert_array_equal(y_gpu.get(), y)
     np.testing.assert_array_equal(cache_gpu["argmax"].get(), cache["argmax"])
     dy = rng.standard_normal(y.shape).astype(dtype)
-    # the gather adds in the CPU's order: the very same sums
-    np.testing.assert_array_equal(F.roi_pool_backward(cp.asarray(dy), cache_gpu).get(),
-                                  F.roi_pool_backward(dy, cache))
+    # atomics (as torchvision's kernel): shared maxima may add in another order
+    assert_close(F.roi_pool_backward(cp.asarray(dy), cache_gpu),
+                 F.roi_pool_backward(dy, cache), dtype, "roi_pool backward (atomics)")
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -126,10 +128,14 @@ def test_crop_pool(cp, dtype):
     x, rois = _roi_inputs(rng, dtype)
     (y, cache), (y_gpu, cache_gpu) = both(cp, crop_pool_forward, x, rois, output_size=(7, 7),
                                         spatial_scale=1 / 16)
-    assert_close(y_gpu, y, dtype, "crop_pool forward")
+    # the samples are added in SciPy's order without FMAs: the very same
+    # numbers, so the 2x2 max-pool picks the same sample in every near-tie
+    # (channel 0 is flat); cuSPARSE's order moved 6% of the gradient
+    np.testing.assert_array_equal(y_gpu.get(), y)
+    np.testing.assert_array_equal(cache_gpu[2][0].get(), cache[2][0])
     dy = rng.standard_normal(y.shape).astype(dtype)
     assert_close(crop_pool_backward(cp.asarray(dy), cache_gpu), crop_pool_backward(dy, cache),
-                 dtype, "crop_pool backward")
+                 dtype, "crop_pool backward (atomics)")
 
 
 def _boxes(rng, n, dtype):
@@ -174,8 +180,14 @@ def test_anchor_labels_and_roi_samples_are_identical_for_a_seed(cp, dtype):
     want = label_anchors(anchors, gt, (600, 1000), rng=np.random.default_rng(11))
     got = label_anchors(cp.asarray(anchors), cp.asarray(gt), (600, 1000),
                         rng=np.random.default_rng(11))
-    for name in ("labels", "reason", "matched_gt", "max_iou", "bbox_targets"):
+    for name in ("labels", "reason", "matched_gt", "max_iou"):
         np.testing.assert_array_equal(getattr(got, name).get(), getattr(want, name), name)
+    # the regression targets are float arithmetic (logs, divisions) that the
+    # GPU may do in another order or contract into FMAs: equal to a few ulps
+    # of their scale, not to the bit (20 of 86184 differed by 3e-8 on an H200)
+    scale = max(1.0, float(np.abs(want.bbox_targets).max()))
+    np.testing.assert_allclose(got.bbox_targets.get(), want.bbox_targets, rtol=0,
+                               atol=8 * np.finfo(dtype).eps * scale, err_msg="bbox_targets")
     proposals = _boxes(np.random.default_rng(6), 2000, dtype)
     want = sample_proposals(proposals, gt, np.array([1, 2, 3]), 3, rng=np.random.default_rng(12))
     got = sample_proposals(cp.asarray(proposals), cp.asarray(gt), np.array([1, 2, 3]), 3,
