@@ -17,11 +17,13 @@ the boxes are already in the image's pixels (AnchorLabels carry their own).
 
 Layout: :mod:`.boxes` (drawing boxes, network -> original pixels, PNG output,
 shared checks), :mod:`.anchors` (anchors and their labels), :mod:`.explanation`
-(one anchor's label and the rule that decided it), :mod:`.stages`
+(one anchor's label and the rule that decided it), :mod:`.coverage` (how
+well anchors cover a dataset's boxes), :mod:`.stages`
 (objectness, proposals, RoIs, feature maps, the whole trace) and
 :mod:`.results` (detections, detection grids, loss curves).
 """
 from .anchors import cell_anchor_indices, plot_anchor_labels, plot_anchors
+from .coverage import plot_best_iou_histogram, plot_box_shapes, plot_worst_covered
 from .explanation import plot_explanation, rule_name
 from .boxes import (GT, IGNORED, NEGATIVE, POSITIVE, class_color, draw_boxes,
                     network_to_original, save_figure)
@@ -31,6 +33,8 @@ from .stages import plot_feature_maps, plot_objectness, plot_proposals, plot_roi
 
 __all__ = ["draw_boxes", "class_color", "network_to_original", "cell_anchor_indices",
            "plot_detections",
-           "plot_anchors", "plot_anchor_labels", "plot_explanation", "rule_name", "plot_objectness", "plot_proposals",
+           "plot_anchors", "plot_anchor_labels", "plot_explanation", "rule_name",
+           "plot_objectness", "plot_proposals",
            "plot_rois", "plot_feature_maps", "plot_trace", "plot_loss_curves",
-           "detection_grid", "save_figure"]
+           "detection_grid", "save_figure", "plot_best_iou_histogram", "plot_box_shapes",
+           "plot_worst_covered"]

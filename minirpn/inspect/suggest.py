@@ -1,0 +1,74 @@
+"""Alternative anchor settings: a small grid around the config, ranked by coverage.
+
+The paper chose 3 scales x 3 ratios for PASCAL VOC and COCO objects (Ren et
+al. 2015, section 3.1.1, "Anchors"; Table 8 compares other settings). Data
+whose boxes are much smaller, larger, thinner or wider wants other anchors.
+The grid tries each scale set multiplied by 2^(-1, -1/2, 0, 1/2, 1) and
+extended by one octave down, up or both, or with a scale between each
+two (a half-octave grid), against the ratio set as it is
+and extended by one and two octaves of height / width at each end, and
+ranks them by the fraction of boxes that reach the positive threshold
+(ties: fewer anchors per cell, then the higher median best IoU). Only the
+anchors change: preprocessing, stride and thresholds stay the config's.
+"""
+import dataclasses
+
+from .coverage import anchor_coverage
+from .report import fractions
+
+__all__ = ["anchor_grid", "suggest_anchors"]
+
+
+def _clean(values):
+    return tuple(sorted({round(float(v), 4) for v in values}))
+
+
+def anchor_grid(config):
+    """The (anchor_scales, anchor_ratios) pairs tried, the config's own first."""
+    s, r = _clean(config.anchor_scales), _clean(config.anchor_ratios)
+    scale_sets = [_clean(v * f for v in s) for f in (1, 2 ** -0.5, 0.5, 2 ** 0.5, 2)]
+    scale_sets += [_clean(s + (s[0] / 2,)), _clean(s + (s[-1] * 2,)),
+                   _clean(s + (s[0] / 2, s[-1] * 2)), _clean(s + tuple(v * 2 ** 0.5 for v in s))]
+    ratio_sets = [r, _clean(r + (r[0] / 2, r[-1] * 2)),
+                  _clean(r + (r[0] / 2, r[-1] * 2, r[0] / 4, r[-1] * 4))]
+    pairs = []
+    for scales in scale_sets:
+        for ratios in ratio_sets:
+            if (scales, ratios) not in pairs:
+                pairs.append((scales, ratios))
+    return pairs
+
+
+def suggest_anchors(annotations, config, top=3):
+    """Rank the settings of :func:`anchor_grid` on ``annotations``.
+
+    Parameters
+    ----------
+    annotations : Annotations
+    config : Config
+    top : int
+        How many settings to return; the config's own is added (flagged
+        ``current``) when it is not among them.
+
+    Returns
+    -------
+    list of dict
+        Best first: ``anchor_scales``, ``anchor_ratios`` (lists),
+        ``anchors_per_cell``, ``fraction_positive``, ``fraction_rescued``,
+        ``fraction_below_negative``, ``median_best_iou``, ``current``.
+    """
+    results = []
+    current = (_clean(config.anchor_scales), _clean(config.anchor_ratios))
+    for scales, ratios in anchor_grid(config):
+        trial = dataclasses.replace(config, anchor_scales=scales, anchor_ratios=ratios)
+        f = fractions(anchor_coverage(annotations, trial).best_iou, trial)
+        f.pop("num_gt")
+        results.append(dict(anchor_scales=list(scales), anchor_ratios=list(ratios),
+                            anchors_per_cell=len(scales) * len(ratios), **f,
+                            current=(scales, ratios) == current))
+    results.sort(key=lambda d: (-d["fraction_positive"], d["anchors_per_cell"],
+                                -d["median_best_iou"]))
+    best = results[:top]
+    if not any(d["current"] for d in best):
+        best += [d for d in results if d["current"]]
+    return best
