@@ -88,7 +88,8 @@ def trace_command(args):
     from .inspect import write_trace
     checkpoint, image_path = _trace_inputs(args)
     if image_path is not None:
-        image, target = read_image(image_path), parse_gt(args.gt)
+        target = parse_gt(args.gt)              # bad --gt is reported before any file is read
+        image = read_image(image_path)
         n = 1 if target is None else int(target["labels"].max())
         names = types.SimpleNamespace(class_names=tuple(str(k) for k in range(1, n + 1)))
     else:
