@@ -145,7 +145,7 @@ def _centred_iou(base, gw, gh):
 
 
 #: Why a box's best anchor is below the negative threshold (see Coverage.cause).
-CAUSES = ("too small", "too large", "aspect ratio", "stride or border")
+CAUSES = ("too small", "too large", "aspect ratio", "stride or border", "no anchor inside")
 
 
 @dataclasses.dataclass
@@ -180,8 +180,9 @@ class Coverage:
         into :data:`CAUSES`: no shape reaches the threshold even centred
         because the box is smaller than every anchor (0), larger (1) or of
         an aspect ratio between its sizes (2); or a centred shape would,
-        but the grid or the border rule leaves no such anchor (3). -1 for
-        the other boxes.
+        but the grid or the border rule leaves no such anchor (3); or no
+        anchor that passes the border rule overlaps the box at all (4: not
+        even rule 4 makes one positive). -1 for the other boxes.
     """
     config: object
     annotations: Annotations
@@ -292,4 +293,5 @@ def _causes(base, gw, gh, best, centred, config):
     cause[low & shape_limited] = 2
     cause[low & shape_limited & (area < areas.min())] = 0
     cause[low & shape_limited & (area > areas.max())] = 1
+    cause[best == 0] = 4
     return cause

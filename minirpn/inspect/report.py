@@ -145,10 +145,10 @@ def report_table(report):
     lines = [f"{report['num_gt']} GT boxes in {report['num_images']} images; anchors: scales "
              f"{a['anchor_scales']}, ratios {a['anchor_ratios']}, stride {a['stride']}; "
              f"positive IoU {t['rpn_positive_iou']:g}, negative IoU {t['rpn_negative_iou']:g}",
-             f"  reach the positive threshold:        {_pct(report['fraction_positive'])}",
-             f"  positive only by the best-anchor rule:{_pct(report['fraction_rescued'])}",
-             f"  best anchor below the negative IoU:  {_pct(report['fraction_below_negative'])}",
-             f"  no anchor overlaps at all:           {_pct(report['fraction_no_overlap'])}",
+             f"  reach the positive threshold:          {_pct(report['fraction_positive'])}",
+             f"  positive only by the best-anchor rule: {_pct(report['fraction_rescued'])}",
+             f"  best anchor below the negative IoU:    {_pct(report['fraction_below_negative'])}",
+             f"  no anchor overlaps at all:             {_pct(report['fraction_no_overlap'])}",
              f"  median best IoU: {report['median_best_iou']:.3f}", ""]
     lines += _rows("sqrt(area) px", report["by_size"]) + [""]
     lines += _rows("height/width", report["by_ratio"]) + [""]

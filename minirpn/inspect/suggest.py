@@ -3,12 +3,13 @@
 The paper chose 3 scales x 3 ratios for PASCAL VOC and COCO objects (Ren et
 al. 2015, section 3.1.1, "Anchors"; Table 8 compares other settings). Data
 whose boxes are much smaller, larger, thinner or wider wants other anchors.
-The grid tries each scale set multiplied by 2^(-1, -1/2, 0, 1/2, 1) and
+The grid tries each scale set multiplied by 2^(-2, -1, -1/2, 0, 1/2, 1, 2) and
 extended by one octave down, up or both, or with a scale between each
 two (a half-octave grid), against the ratio set as it is
 and extended by one and two octaves of height / width at each end, and
 ranks them by the fraction of boxes that reach the positive threshold
-(ties: fewer anchors per cell, then the higher median best IoU). Only the
+(ties: fewer anchors per cell, then the higher median best IoU), listing
+only the trade-offs: each next setting is cheaper than those above it. Only the
 anchors change: preprocessing, stride and thresholds stay the config's.
 """
 import dataclasses
@@ -26,7 +27,7 @@ def _clean(values):
 def anchor_grid(config):
     """The (anchor_scales, anchor_ratios) pairs tried, the config's own first."""
     s, r = _clean(config.anchor_scales), _clean(config.anchor_ratios)
-    scale_sets = [_clean(v * f for v in s) for f in (1, 2 ** -0.5, 0.5, 2 ** 0.5, 2)]
+    scale_sets = [_clean(v * f for v in s) for f in (1, 2 ** -0.5, 0.5, 2 ** 0.5, 2, 0.25, 4)]
     scale_sets += [_clean(s + (s[0] / 2,)), _clean(s + (s[-1] * 2,)),
                    _clean(s + (s[0] / 2, s[-1] * 2)), _clean(s + tuple(v * 2 ** 0.5 for v in s))]
     ratio_sets = [r, _clean(r + (r[0] / 2, r[-1] * 2)),
@@ -53,7 +54,8 @@ def suggest_anchors(annotations, config, top=3):
     Returns
     -------
     list of dict
-        Best first: ``anchor_scales``, ``anchor_ratios`` (lists),
+        Best first, each needing fewer anchors per cell than those before
+        it (settings that cover no more with more anchors are left out): ``anchor_scales``, ``anchor_ratios`` (lists),
         ``anchors_per_cell``, ``fraction_positive``, ``fraction_rescued``,
         ``fraction_below_negative``, ``median_best_iou``, ``current``.
     """
@@ -68,7 +70,12 @@ def suggest_anchors(annotations, config, top=3):
                             current=(scales, ratios) == current))
     results.sort(key=lambda d: (-d["fraction_positive"], d["anchors_per_cell"],
                                 -d["median_best_iou"]))
-    best = results[:top]
+    # Keep the trade-offs only: a setting is listed when it needs fewer anchors
+    # per cell than every better-covering one listed before it.
+    best = []
+    for d in results:
+        if len(best) < top and all(d["anchors_per_cell"] < b["anchors_per_cell"] for b in best):
+            best.append(d)
     if not any(d["current"] for d in best):
         best += [d for d in results if d["current"]]
     return best
