@@ -8,7 +8,8 @@ extended by one octave down, up or both, or with a scale between each
 two (a half-octave grid), against the ratio set as it is
 and extended by one and two octaves of height / width at each end, and
 ranks them by the fraction of boxes that reach the positive threshold
-(ties: fewer anchors per cell, then the higher median best IoU), listing
+(ties: the fewer boxes below the negative threshold, then fewer anchors
+per cell, then the higher median best IoU), listing
 only the trade-offs: each next setting is cheaper than those above it. Only the
 anchors change: preprocessing, stride and thresholds stay the config's.
 """
@@ -68,8 +69,8 @@ def suggest_anchors(annotations, config, top=3):
         results.append(dict(anchor_scales=list(scales), anchor_ratios=list(ratios),
                             anchors_per_cell=len(scales) * len(ratios), **f,
                             current=(scales, ratios) == current))
-    results.sort(key=lambda d: (-d["fraction_positive"], d["anchors_per_cell"],
-                                -d["median_best_iou"]))
+    results.sort(key=lambda d: (-d["fraction_positive"], d["fraction_below_negative"],
+                                d["anchors_per_cell"], -d["median_best_iou"]))
     # Keep the trade-offs only: a setting is listed when it needs fewer anchors
     # per cell than every better-covering one listed before it.
     best = []

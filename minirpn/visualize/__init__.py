@@ -9,7 +9,8 @@ Coordinates. Images are (H, W, 3) uint8 in ORIGINAL pixels (``trace.image``
 or a dataset image) and every picture but :func:`plot_anchors` is drawn in
 original pixels. Detections and targets are already there. Anchors,
 proposals and sampled RoIs live in the NETWORK's pixels (the image resized
-by seed 001's "Image Pre-Processing"): functions taking them accept
+as py-faster-rcnn's ``prep_im_for_blob`` does it: shorter side to
+``target_size``, longer side at most ``max_size``): functions taking them accept
 ``network_size = (h', w')``, the resized size ``trace["preprocess"]
 ["image_size"]``, and map boxes back by the per-axis factors (W / w',
 H / h') of ``PreprocessedBatch.to_original``. ``network_size=None`` means
