@@ -196,3 +196,22 @@ def test_python_api_names_the_box_outside_its_image():
     with pytest.raises(ValueError, match=r"mine.json: image 0 \(id 'img'\) box 1 .* outside "
                                          r"its 60x50 image"):
         anchor_coverage(ann, PAPER)
+
+
+def test_voc_annotations_are_read_without_pixels_and_difficult_objects_left_out(tmp_path,
+                                                                                 capsys):
+    (tmp_path / "Annotations").mkdir()
+    (tmp_path / "ImageSets" / "Main").mkdir(parents=True)
+    (tmp_path / "ImageSets" / "Main" / "trainval.txt").write_text("a\n")
+    # VOC's 1-based inclusive pixels: xmin 105..xmax 232 is x 104..232, the 128 px
+    # anchor of cell (10, 10) exactly; the difficult object is left out as in training.
+    obj = ("<object><name>{}</name><difficult>{}</difficult><bndbox><xmin>{}</xmin>"
+           "<ymin>{}</ymin><xmax>{}</xmax><ymax>{}</ymax></bndbox></object>")
+    (tmp_path / "Annotations" / "a.xml").write_text(
+        "<annotation><size><width>800</width><height>600</height></size>"
+        + obj.format("cat", 0, 105, 105, 232, 232) + obj.format("dog", 1, 1, 1, 5, 5)
+        + "</annotation>")
+    assert main(["inspect-anchors", "--data", f"voc:{tmp_path}", "--config", "paper",
+                 "--json", "--suggestions", "0"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["num_gt"] == 1 and report["fraction_positive"] == 1.0
