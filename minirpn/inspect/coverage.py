@@ -32,7 +32,8 @@ from ..anchors import base_anchors
 from ..backend import to_numpy
 from ..preprocess import compute_scale
 
-__all__ = ["Annotations", "Coverage", "network_sizes", "anchor_coverage"]
+__all__ = ["Annotations", "Coverage", "network_sizes", "prepare_boxes", "shape_ious",
+           "anchor_coverage"]
 
 
 @dataclasses.dataclass
@@ -80,21 +81,25 @@ def _check(annotations):
         raise ValueError(f"{annotations.source}: sizes must be (N, 2) with one (H, W) per "
                          f"boxes entry, got shape {sizes.shape} for {len(annotations.boxes)} "
                          f"images")
-    total = sum(len(b) for b in annotations.boxes)
-    if total == 0:
+    counts = np.array([len(np.asarray(b).reshape(-1, 4)) for b in annotations.boxes])
+    if counts.sum() == 0:
         raise ValueError(f"{annotations.source}: the dataset has {len(sizes)} images but no "
                          f"GT boxes: there is nothing whose anchor coverage could be measured")
-    for i, (boxes, (H, W)) in enumerate(zip(annotations.boxes, sizes.tolist())):
-        b = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
-        bad = ~np.isfinite(b).all(axis=1) | (b[:, 2] <= b[:, 0]) | (b[:, 3] <= b[:, 1])
-        out = (b[:, 0] < 0) | (b[:, 1] < 0) | (b[:, 2] > W) | (b[:, 3] > H)
-        for rows, what in ((bad, "is not finite or has zero width or height"),
-                           (out, f"lies outside its {W}x{H} image (W x H)")):
-            if rows.any():
-                k = int(np.flatnonzero(rows)[0])
-                raise ValueError(f"{annotations.source}: image {i} (id "
-                                 f"{annotations.image_ids[i]!r}) box {k} {b[k].tolist()} "
-                                 f"{what}")
+    image = np.repeat(np.arange(len(counts)), counts)
+    within = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
+    b = np.concatenate([np.asarray(x, dtype=np.float64).reshape(-1, 4)
+                        for x in annotations.boxes])
+    H, W = sizes[image, 0], sizes[image, 1]
+    bad = ~np.isfinite(b).all(axis=1) | (b[:, 2] <= b[:, 0]) | (b[:, 3] <= b[:, 1])
+    out = (b[:, 0] < 0) | (b[:, 1] < 0) | (b[:, 2] > W) | (b[:, 3] > H)
+    for rows, what in ((bad, "is not finite or has zero width or height"),
+                       (out, "lies outside its {}x{} image (W x H)")):
+        if rows.any():
+            k = int(np.flatnonzero(rows)[0])
+            i = int(image[k])
+            raise ValueError(f"{annotations.source}: image {i} (id "
+                             f"{annotations.image_ids[i]!r}) box {int(within[k])} "
+                             f"{b[k].tolist()} {what.format(W[k], H[k])}")
 
 
 def _axis_tables(base, stride, cells, lo_col, hi_col, dtype):
@@ -214,6 +219,76 @@ def _network_boxes(annotations, net, dtype):
     return image_index, gt, gt.astype(dtype) * factors
 
 
+def prepare_boxes(annotations, config):
+    """The boxes in network pixels and their images' feature sizes (checked input).
+
+    Returns
+    -------
+    dict
+        ``image_index`` (K,), ``gt`` (K, 4) float64 original pixels,
+        ``boxes`` (K, 4) config.dtype network pixels, ``net`` (N, 2) (h', w'),
+        ``hf``, ``wf`` (K,) the feature map of each box's image.
+    """
+    dtype, stride = np.dtype(config.dtype), config.stride
+    net = network_sizes(annotations.sizes, config)                         # (N, 2)
+    image_index, gt, boxes = _network_boxes(annotations, net, dtype)
+    cells = -(-net // stride)                                              # (N, 2) Hf, Wf
+    return dict(image_index=image_index, gt=gt, boxes=boxes, net=net,
+                hf=cells[image_index, 0], wf=cells[image_index, 1])
+
+
+def shape_ious(prepared, config, scales, ratios):
+    """Per box and anchor shape: the best IoU over the grid, and where it is.
+
+    Shapes: K boxes, A = len(ratios) * len(scales) shapes (ratios outer).
+
+    Parameters
+    ----------
+    prepared : dict
+        :func:`prepare_boxes`' result.
+    config : Config
+        Supplies the stride, rpn_allowed_border and the dtype.
+    scales, ratios : sequence of float
+
+    Returns
+    -------
+    iou : (K, A) config.dtype
+        0 where no anchor of the shape passes the border rule.
+    cx, cy : (K, A) int64
+        The cell column and row of that anchor (-1 where none).
+    anchor : (K, A, 4) config.dtype
+        That anchor, network pixels.
+    """
+    boxes, hf, wf, net = (prepared[k] for k in ("boxes", "hf", "wf", "net"))
+    dtype, stride = boxes.dtype, config.stride
+    base = to_numpy(base_anchors(stride, scales, ratios, dtype=dtype))
+    A = base.shape[0]
+    b = config.rpn_allowed_border
+    # The border rule compares float anchors with the Python floats -b and
+    # W + b, which numpy casts to the anchors' dtype.
+    x1s, x2s = _axis_tables(base, stride, int(wf.max()), 0, 2, dtype)
+    y1s, y2s = _axis_tables(base, stride, int(hf.max()), 1, 3, dtype)
+    lo = dtype.type(-b)
+    first_x = np.array([np.searchsorted(x1s[a], lo, side="left") for a in range(A)])
+    first_y = np.array([np.searchsorted(y1s[a], lo, side="left") for a in range(A)])
+    limit = (net[prepared["image_index"]].astype(np.float64) + b).astype(dtype)  # h'+b, w'+b
+    cx, ovx = _best_along_axis(x1s, x2s, boxes[:, 0], boxes[:, 2], limit[:, 1], wf,
+                               first_x, stride)
+    cy, ovy = _best_along_axis(y1s, y2s, boxes[:, 1], boxes[:, 3], limit[:, 0], hf,
+                               first_y, stride)
+    valid = (cx >= 0) & (cy >= 0)
+    rows = np.arange(A)[None, :]
+    cxs, cys = np.maximum(cx, 0), np.maximum(cy, 0)
+    anchor = np.stack([x1s[rows, cxs], y1s[rows, cys], x2s[rows, cxs], y2s[rows, cys]],
+                      axis=-1)                                             # (K, A, 4)
+    # The formula of minirpn.ops.box_iou, in the same dtype.
+    inter = ovx * ovy
+    area_a = (anchor[..., 2] - anchor[..., 0]) * (anchor[..., 3] - anchor[..., 1])
+    area_g = ((boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]))[:, None]
+    iou = np.where(valid, inter / (area_a + area_g - inter), dtype.type(0))
+    return iou, cx, cy, anchor
+
+
 def anchor_coverage(annotations, config):
     """Best IoU of each GT box with the anchors of its image, and why it is low.
 
@@ -239,37 +314,15 @@ def anchor_coverage(annotations, config):
         image (named by image index, id and box index).
     """
     _check(annotations)
-    dtype, stride = np.dtype(config.dtype), config.stride
-    base = to_numpy(base_anchors(stride, config.anchor_scales, config.anchor_ratios,
+    prepared = prepare_boxes(annotations, config)
+    iou, cx, cy, anchor = shape_ious(prepared, config, config.anchor_scales,
+                                     config.anchor_ratios)
+    A = iou.shape[1]
+    image_index, gt, boxes, net, wf = (prepared[k] for k in ("image_index", "gt", "boxes",
+                                                             "net", "wf"))
+    dtype = boxes.dtype
+    base = to_numpy(base_anchors(config.stride, config.anchor_scales, config.anchor_ratios,
                                  dtype=dtype))
-    A = base.shape[0]
-    net = network_sizes(annotations.sizes, config)                         # (N, 2)
-    image_index, gt, boxes = _network_boxes(annotations, net, dtype)
-    cells = -(-net // stride)                                              # (N, 2) Hf, Wf
-    hf, wf = cells[image_index, 0], cells[image_index, 1]
-    b = config.rpn_allowed_border
-    # The border rule compares float anchors with the Python floats -b and
-    # W + b, which numpy casts to the anchors' dtype.
-    x1s, x2s = _axis_tables(base, stride, int(wf.max()), 0, 2, dtype)
-    y1s, y2s = _axis_tables(base, stride, int(hf.max()), 1, 3, dtype)
-    lo = dtype.type(-b)
-    first_x = np.array([np.searchsorted(x1s[a], lo, side="left") for a in range(A)])
-    first_y = np.array([np.searchsorted(y1s[a], lo, side="left") for a in range(A)])
-    limit = (net[image_index].astype(np.float64) + b).astype(dtype)       # (K, 2) h'+b, w'+b
-    cx, ovx = _best_along_axis(x1s, x2s, boxes[:, 0], boxes[:, 2], limit[:, 1], wf,
-                               first_x, stride)
-    cy, ovy = _best_along_axis(y1s, y2s, boxes[:, 1], boxes[:, 3], limit[:, 0], hf,
-                               first_y, stride)
-    valid = (cx >= 0) & (cy >= 0)
-    rows = np.arange(A)[None, :]
-    cxs, cys = np.maximum(cx, 0), np.maximum(cy, 0)
-    anchor = np.stack([x1s[rows, cxs], y1s[rows, cys], x2s[rows, cxs], y2s[rows, cys]],
-                      axis=-1)                                             # (K, A, 4)
-    # The formula of minirpn.ops.box_iou, in the same dtype.
-    inter = ovx * ovy
-    area_a = (anchor[..., 2] - anchor[..., 0]) * (anchor[..., 3] - anchor[..., 1])
-    area_g = ((boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]))[:, None]
-    iou = np.where(valid, inter / (area_a + area_g - inter), dtype.type(0))
     a_best = iou.argmax(axis=1)
     k = np.arange(len(boxes))
     best = iou[k, a_best].astype(np.float64)

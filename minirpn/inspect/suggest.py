@@ -13,9 +13,9 @@ per cell, then the higher median best IoU), listing
 only the trade-offs: each next setting is cheaper than those above it. Only the
 anchors change: preprocessing, stride and thresholds stay the config's.
 """
-import dataclasses
+import numpy as np
 
-from .coverage import anchor_coverage
+from .coverage import prepare_boxes, shape_ious
 from .report import fractions
 
 __all__ = ["anchor_grid", "suggest_anchors"]
@@ -60,11 +60,26 @@ def suggest_anchors(annotations, config, top=3):
         ``anchors_per_cell``, ``fraction_positive``, ``fraction_rescued``,
         ``fraction_below_negative``, ``median_best_iou``, ``current``.
     """
+    from .coverage import _check
+    _check(annotations)
+    prepared = prepare_boxes(annotations, config)
+    grid = anchor_grid(config)
+    # A setting's best IoU is the max over its shapes, and each shape's anchors
+    # do not depend on the others: compute every shape of the grid once.
+    all_scales = sorted({v for scales, _ in grid for v in scales})
+    all_ratios = sorted({v for _, ratios in grid for v in ratios})
+    column = {}
+    per_ratio = []
+    for r in all_ratios:
+        per_ratio.append(shape_ious(prepared, config, all_scales, (r,))[0])
+        for j, v in enumerate(all_scales):
+            column[r, v] = (len(per_ratio) - 1, j)
     results = []
     current = (_clean(config.anchor_scales), _clean(config.anchor_ratios))
-    for scales, ratios in anchor_grid(config):
-        trial = dataclasses.replace(config, anchor_scales=scales, anchor_ratios=ratios)
-        f = fractions(anchor_coverage(annotations, trial).best_iou, trial)
+    for scales, ratios in grid:
+        best = np.max([per_ratio[column[r, v][0]][:, column[r, v][1]]
+                       for r in ratios for v in scales], axis=0)
+        f = fractions(best, config)
         f.pop("num_gt")
         results.append(dict(anchor_scales=list(scales), anchor_ratios=list(ratios),
                             anchors_per_cell=len(scales) * len(ratios), **f,
