@@ -1,7 +1,8 @@
 """The ``minirpn`` command line.
 
 Sub-commands: ``demo`` (the main job), ``train``, ``evaluate``, ``detect``,
-``make-dataset``, ``check-data`` and ``gradcheck``. ``demo``, ``train``,
+``make-dataset``, ``check-data``, ``gradcheck``, ``inspect-anchors`` and
+``trace``. ``demo``, ``train``,
 ``evaluate`` and ``detect`` take ``--backend numpy|cupy`` (beside
 ``MINIRPN_BACKEND``). Exit codes: 0 success, 2 usage errors
 (argparse's own, including a 0 or negative count), 130 Ctrl-C (128 +
@@ -215,6 +216,57 @@ def _add_gradcheck(sub):
     p.set_defaults(func=_cmd_gradcheck)
 
 
+def _cmd_inspect_anchors(args):
+    from .anchor_commands import inspect_anchors_command
+    return inspect_anchors_command(args)
+
+
+def _cmd_trace(args):
+    from .anchor_commands import trace_command
+    return trace_command(args)
+
+
+def _add_inspect_anchors(sub):
+    p = sub.add_parser("inspect-anchors", help="how well the anchors of a config cover a "
+                       "dataset's GT boxes (annotations only), with better settings")
+    p.add_argument("--data", required=True, help=DATA_HELP)
+    p.add_argument("--config", default="toy", help="toy, paper or a JSON file (default toy)")
+    p.add_argument("--out", help="folder for report.json, best_iou.png, box_shapes.png and "
+                   "worst_covered.png (the gallery reads the images)")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.add_argument("--images", help="image folder for coco: data (default: beside the JSON)")
+    p.add_argument("--num-images", type=int, default=200,
+                   help="images generated for shapes/digits data (default %(default)s)")
+    p.add_argument("--seed", type=int, default=0, help="seed of generated data")
+    p.add_argument("--suggestions", type=int, default=3,
+                   help="alternative anchor settings to list (default %(default)s, 0: none)")
+    p.add_argument("--gallery", type=int, default=12,
+                   help="worst-covered boxes drawn in --out (default %(default)s)")
+    p.set_defaults(func=_cmd_inspect_anchors)
+
+
+def _add_trace(sub):
+    p = sub.add_parser("trace", help="step through one image: overview PNG, anchor label "
+                       "table, one explanation figure per --anchor")
+    p.add_argument("inputs", nargs="*", metavar="CHECKPOINT [IMAGE]",
+                   help="a checkpoint and an image file; with --config, only the image "
+                        "(or nothing, with --data)")
+    p.add_argument("--config", help="toy, paper or a JSON file: trace an untrained model "
+                   "(labels do not depend on the weights)")
+    p.add_argument("--data", help=DATA_HELP)
+    p.add_argument("--index", type=int, default=0, help="image of --data (default 0)")
+    p.add_argument("--images", help="image folder for coco: data")
+    p.add_argument("--gt", action="append", default=[], metavar="X1,Y1,X2,Y2[,LABEL]",
+                   help="a GT box of IMAGE (repeat for more)")
+    p.add_argument("--anchor", type=int, action="append", default=[], metavar="N",
+                   help="write anchor_N.png explaining anchor N's label (repeat for more)")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--samples", type=int, default=10,
+                   help="negative and ignored anchors of each kind in the table")
+    p.add_argument("--seed", type=int, default=0, help="seed of sampling and generated data")
+    p.set_defaults(func=_cmd_trace)
+
+
 def build_parser():
     """Return the argparse parser with every sub-command."""
     parser = argparse.ArgumentParser(
@@ -223,7 +275,8 @@ def build_parser():
     parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for add in (_add_demo, _add_train, _add_evaluate, _add_detect,
-                _add_make_dataset, _add_check_data, _add_gradcheck):
+                _add_make_dataset, _add_check_data, _add_gradcheck,
+                _add_inspect_anchors, _add_trace):
         add(sub)
     return parser
 

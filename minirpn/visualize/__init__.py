@@ -9,19 +9,24 @@ Coordinates. Images are (H, W, 3) uint8 in ORIGINAL pixels (``trace.image``
 or a dataset image) and every picture but :func:`plot_anchors` is drawn in
 original pixels. Detections and targets are already there. Anchors,
 proposals and sampled RoIs live in the NETWORK's pixels (the image resized
-as in Ren et al. 2015, section 3.3): functions taking them accept
+as py-faster-rcnn's ``prep_im_for_blob`` does it: shorter side to
+``target_size``, longer side at most ``max_size``): functions taking them accept
 ``network_size = (h', w')``, the resized size ``trace["preprocess"]
 ["image_size"]``, and map boxes back by the per-axis factors (W / w',
 H / h') of ``PreprocessedBatch.to_original``. ``network_size=None`` means
 the boxes are already in the image's pixels (AnchorLabels carry their own).
 
 Layout: :mod:`.boxes` (drawing boxes, network -> original pixels, PNG output,
-shared checks), :mod:`.anchors` (anchors and their labels), :mod:`.stages`
+shared checks), :mod:`.anchors` (anchors and their labels), :mod:`.explanation`
+(one anchor's label and the rule that decided it), :mod:`.coverage` (how
+well anchors cover a dataset's boxes), :mod:`.stages`
 (objectness, proposals, RoIs, feature maps, the whole trace) and
 :mod:`.results` (detections, detection grids, loss curves), :mod:`.iou` (box pairs and the
 max-IoU histogram) and :mod:`.nms` (which box suppressed which).
 """
 from .anchors import cell_anchor_indices, plot_anchor_labels, plot_anchors
+from .coverage import plot_best_iou_histogram, plot_box_shapes, plot_worst_covered
+from .explanation import plot_explanation, rule_name
 from .boxes import (GT, IGNORED, NEGATIVE, POSITIVE, class_color, draw_boxes,
                     network_to_original, save_figure)
 from .iou import plot_iou_pairs, plot_max_iou_histogram
@@ -32,10 +37,12 @@ from .stages import plot_feature_maps, plot_objectness, plot_proposals, plot_roi
 
 __all__ = ["draw_boxes", "class_color", "network_to_original", "cell_anchor_indices",
            "plot_detections",
-           "plot_anchors", "plot_anchor_labels", "plot_objectness", "plot_proposals",
+           "plot_anchors", "plot_anchor_labels", "plot_explanation", "rule_name",
+           "plot_objectness", "plot_proposals",
            "plot_rois", "plot_feature_maps", "plot_trace", "plot_loss_curves",
            "detection_grid", "save_figure",
-           "plot_iou_pairs", "plot_max_iou_histogram", "nms_suppressors", "plot_nms"]
+           "plot_iou_pairs", "plot_max_iou_histogram", "nms_suppressors", "plot_nms",
+           "plot_best_iou_histogram", "plot_box_shapes", "plot_worst_covered"]
 
 from .roi_bins import ROI_METHODS, plot_roi_bins, roi_bin_geometry  # noqa: E402
 __all__ += ["roi_bin_geometry", "plot_roi_bins", "ROI_METHODS"]
