@@ -1,0 +1,161 @@
+"""The fast NumPy path of conv2d: im2col one band of output rows at a time.
+
+:mod:`minirpn.nn.conv` unrolls the whole input into a (K, P) matrix and
+multiplies once. At 600x1000 that matrix is 1.4 GB for VGG16's conv1_2:
+every byte is written to fresh memory (page faults), read back by BLAS, and
+kept for the backward pass. Here the output rows are cut into bands whose
+unrolled columns fit in the CPU's L2 cache (``_BAND_BYTES``); one reused
+buffer holds the band, BLAS multiplies it while it is still in cache, and
+nothing but ``x`` (which the layer before keeps anyway) is cached for the
+backward pass, which rebuilds the bands. This is the blocking of Caffe's
+and oneDNN's CPU convolutions (Chellapilla et al. 2006 unroll the whole
+input; Anderson et al. 2017, "Low-memory GEMM-based convolution algorithms
+for deep neural networks", bound the buffer as done here).
+
+Shape symbols as in :mod:`minirpn.nn.conv`. A band is output rows
+[r0, r1) of one image n; it reads padded input rows
+[r0*SH, (r1 - 1)*SH + KH). Every function here takes and returns numpy
+arrays only; CuPy arrays take the whole-matrix path of :mod:`.conv`.
+
+- forward:  y[n, :, band] = [w2 | b] @ cols(band)           (F, K+1) @ (K+1, B)
+- dw, db:   [dw2 | db] += dy[n, :, band] @ cols(band).T      (F, B) @ (B, K+1)
+- dx, stride 1: a forward conv of dy with the flipped, transposed filters
+  ``w[f, c, KH-1-i, KW-1-j]`` and padding ``K-1-p`` (the adjoint of a
+  stride-1 correlation is a full correlation with the flipped kernel), so
+  it is banded the same way; when C < F, ``dcols = w2.T @ dy`` by bands and
+  scattered back (col2im) is cheaper, its columns being only C*KH*KW long.
+- dx, other strides: banded ``dcols`` and col2im.
+"""
+import numpy as np
+
+__all__ = ["conv2d_forward_bands", "conv2d_backward_bands"]
+
+#: Bytes of one band's unrolled columns: about half of one core's L2.
+_BAND_BYTES = 1 << 20
+
+
+def _band_rows(K, OW, itemsize):
+    """Output rows per band so that (K + 1, rows*OW) fits _BAND_BYTES."""
+    return max(1, _BAND_BYTES // ((K + 1) * OW * itemsize))
+
+
+def _bands(OH, rows):
+    return [(r0, min(OH, r0 + rows)) for r0 in range(0, OH, rows)]
+
+
+class _Unroller:
+    """Builds cols(band) (K + 1, B) of one image into one reused buffer.
+
+    The input rows that a band reads are copied, zero-padded, into a small
+    (C, rows_in, Wp) buffer first, so padding never copies the whole x.
+    """
+
+    def __init__(self, x, kernel, stride, padding, out_size, rows):
+        self.x, (self.KH, self.KW) = x, kernel
+        (self.sh, self.sw), (self.ph, self.pw) = stride, padding
+        self.OH, self.OW = out_size
+        C, W = x.shape[1], x.shape[3]
+        rows_in = (rows - 1) * self.sh + self.KH
+        self.xpad = np.zeros((C, rows_in, W + 2 * self.pw), dtype=x.dtype)
+        K = C * self.KH * self.KW
+        self.cols = np.empty((K + 1, rows * self.OW), dtype=x.dtype)
+        self.cols[-1] = 1  # the bias row
+
+    def __call__(self, n, r0, r1):
+        """cols of output rows [r0, r1) of image n: a view (K + 1, B)."""
+        x, KH, KW, sh, sw = self.x, self.KH, self.KW, self.sh, self.sw
+        H, W = x.shape[2:]
+        # 1. Padded input rows [a, a + m) of image n, zeros outside x.
+        a, m = r0 * sh, (r1 - r0 - 1) * sh + KH
+        lo, hi = max(a - self.ph, 0), min(a + m - self.ph, H)
+        xpad = self.xpad[:, :m]
+        top, bottom = lo - (a - self.ph), hi - (a - self.ph)
+        xpad[:, :top] = 0
+        xpad[:, bottom:] = 0
+        xpad[:, top:bottom, self.pw:self.pw + W] = x[n, :, lo:hi]
+        # 2. One strided copy per kernel offset, every channel at once.
+        B = (r1 - r0) * self.OW
+        cols = self.cols[:, :B]
+        fields = cols[:-1].reshape(-1, KH, KW, r1 - r0, self.OW)
+        for i in range(KH):
+            for j in range(KW):
+                fields[:, i, j] = xpad[:, i:i + sh * (r1 - r0):sh,
+                                       j:j + sw * self.OW:sw]
+        return cols
+
+
+def conv2d_forward_bands(x, w, b, stride, padding, out_size):
+    """y (N, F, OH, OW) = conv(x, w) + b, band by band; no cache is made."""
+    N, C = x.shape[:2]
+    F, _, KH, KW = w.shape
+    OH, OW = out_size
+    K = C * KH * KW
+    wb = np.concatenate([w.reshape(F, K), b[:, None]], axis=1)
+    y = np.empty((N, F, OH * OW), dtype=x.dtype)
+    rows = _band_rows(K, OW, x.itemsize)
+    unroll = _Unroller(x, (KH, KW), stride, padding, out_size, rows)
+    for n in range(N):
+        for r0, r1 in _bands(OH, rows):
+            np.matmul(wb, unroll(n, r0, r1), out=y[n, :, r0 * OW:r1 * OW])
+    return y.reshape(N, F, OH, OW)
+
+
+def _flipped(w):
+    """(C, F, KH, KW) filters of the adjoint correlation, contiguous."""
+    return np.ascontiguousarray(w[:, :, ::-1, ::-1].transpose(1, 0, 2, 3))
+
+
+def _dx_by_adjoint(dy, w, x_shape, padding):
+    """dx of a stride-1 conv as a banded conv of dy with flipped filters."""
+    KH, KW = w.shape[2:]
+    zero = np.zeros(w.shape[1], dtype=dy.dtype)
+    # Output size: OH + 2*(KH - 1 - ph) - KH + 1 = H, since OH = H + 2*ph - KH + 1.
+    pad = (KH - 1 - padding[0], KW - 1 - padding[1])
+    return conv2d_forward_bands(dy, _flipped(w), zero, (1, 1), pad, x_shape[2:])
+
+
+def _dx_by_col2im(dy, w, x_shape, stride, padding):
+    """dx by banded ``dcols = w2.T @ dy`` added back onto the padded input."""
+    N, C, H, W = x_shape
+    F, _, KH, KW = w.shape
+    (sh, sw), (ph, pw), (OH, OW) = stride, padding, dy.shape[2:]
+    K = C * KH * KW
+    w2t = w.reshape(F, K).T
+    dxpad = np.zeros((N, C, H + 2 * ph, W + 2 * pw), dtype=dy.dtype)
+    rows = _band_rows(K, OW, dy.itemsize)
+    dcols = np.empty((K, rows * OW), dtype=dy.dtype)
+    dy3 = dy.reshape(N, F, OH * OW)
+    for n in range(N):
+        for r0, r1 in _bands(OH, rows):
+            band = dcols[:, :(r1 - r0) * OW]
+            np.matmul(w2t, dy3[n, :, r0 * OW:r1 * OW], out=band)
+            fields = band.reshape(C, KH, KW, r1 - r0, OW)
+            for i in range(KH):
+                for j in range(KW):
+                    a = r0 * sh + i
+                    dxpad[n, :, a:a + sh * (r1 - r0):sh,
+                          j:j + sw * OW:sw] += fields[:, i, j]
+    return np.ascontiguousarray(dxpad[:, :, ph:ph + H, pw:pw + W])
+
+
+def conv2d_backward_bands(dy, x, w, stride, padding):
+    """(dx, dw, db) of :func:`conv2d_forward_bands`, rebuilding the bands
+    of x instead of reading a cached im2col matrix."""
+    N, C = x.shape[:2]
+    F, _, KH, KW = w.shape
+    OH, OW = dy.shape[2:]
+    K = C * KH * KW
+    dy3 = dy.reshape(N, F, OH * OW)
+    rows = _band_rows(K, OW, x.itemsize)
+    unroll = _Unroller(x, (KH, KW), stride, padding, (OH, OW), rows)
+    dwb = np.zeros((F, K + 1), dtype=x.dtype)
+    part = np.empty_like(dwb)
+    for n in range(N):
+        for r0, r1 in _bands(OH, rows):
+            np.matmul(dy3[n, :, r0 * OW:r1 * OW], unroll(n, r0, r1).T, out=part)
+            dwb += part
+    if stride == (1, 1) and C >= F and KH > padding[0] and KW > padding[1]:
+        dx = _dx_by_adjoint(dy, w, x.shape, padding)
+    else:
+        dx = _dx_by_col2im(dy, w, x.shape, stride, padding)
+    return dx, dwb[:, :K].reshape(w.shape), dwb[:, K].copy()

@@ -1,0 +1,61 @@
+"""The three conv2d implementations agree: the plain reference
+(``conv_naive``), the NumPy banded path (``conv_bands``) and the whole-matrix
+im2col path that CuPy arrays take (run here on NumPy arrays)."""
+import numpy as np
+import pytest
+
+from minirpn.nn import conv, conv_bands
+from minirpn.nn.conv_naive import conv2d_backward_naive, conv2d_forward_naive
+
+CASES = [  # x shape, w shape, stride, padding
+    ((2, 3, 11, 9), (4, 3, 3, 3), (1, 1), (1, 1)),    # C < F: dx by col2im
+    ((1, 8, 10, 12), (4, 8, 3, 3), (1, 1), (1, 1)),   # C >= F: dx by adjoint conv
+    ((2, 8, 10, 12), (16, 8, 3, 3), (1, 1), (2, 2)),
+    ((1, 6, 9, 7), (3, 6, 3, 3), (1, 1), (3, 0)),     # padding > KH - 1: col2im
+    ((2, 5, 11, 9), (4, 5, 3, 3), (2, 2), (1, 1)),
+    ((1, 4, 9, 10), (6, 4, 5, 2), (2, 3), (2, 1)),
+    ((1, 3, 4, 4), (2, 3, 4, 4), (1, 1), (0, 0)),     # kernel = whole input
+]
+
+
+def run_bands(x, w, b, stride, padding, dy):
+    stride, padding, out_size = conv._check_inputs(x, w, b, stride, padding)
+    y = conv_bands.conv2d_forward_bands(x, w, b, stride, padding, out_size)
+    return (y,) + conv_bands.conv2d_backward_bands(dy, x, w, stride, padding)
+
+
+def run_im2col(x, w, b, stride, padding, dy):
+    stride, padding, out_size = conv._check_inputs(x, w, b, stride, padding)
+    kernel = w.shape[2:]
+    cols = conv._im2col(x, kernel, stride, padding, out_size)
+    F = w.shape[0]
+    y = (np.concatenate([w.reshape(F, -1), b[:, None]], 1) @ cols).reshape(
+        F, x.shape[0], *out_size).transpose(1, 0, 2, 3)
+    dwb = cols @ conv._from_nchw(dy).T
+    dcols = w.reshape(F, -1).T @ conv._from_nchw(dy)
+    dx = conv._col2im(dcols, x.shape, kernel, stride, padding, out_size)
+    return y, dx, dwb[:-1].T.reshape(w.shape), dwb[-1]
+
+
+@pytest.mark.parametrize("band_bytes", [1, 1 << 20])  # one row a band; one band
+@pytest.mark.parametrize("xs, ws, stride, padding", CASES)
+def test_fast_paths_match_reference(xs, ws, stride, padding, band_bytes, rng,
+                                    monkeypatch):
+    monkeypatch.setattr(conv_bands, "_BAND_BYTES", band_bytes)
+    x, w = rng.standard_normal(xs), rng.standard_normal(ws)
+    b = rng.standard_normal(ws[0])
+    y, cache = conv2d_forward_naive(x, w, b, stride, padding)
+    dy = rng.standard_normal(y.shape)
+    expected = (y,) + conv2d_backward_naive(dy, cache)
+    for run in (run_bands, run_im2col):
+        got = run(x, w, b, stride, padding, dy)
+        for name, e, g in zip(("y", "dx", "dw", "db"), expected, got):
+            np.testing.assert_allclose(g, e, rtol=1e-11, atol=1e-11,
+                                       err_msg=f"{run.__name__}: {name}")
+
+
+def test_numpy_path_caches_x_not_im2col(rng):
+    x = rng.standard_normal((1, 4, 16, 16), dtype=np.float32)
+    w = rng.standard_normal((8, 4, 3, 3), dtype=np.float32)
+    _, cache = conv.conv2d_forward(x, w, np.zeros(8, np.float32), 1, 1)
+    assert cache[0] == "bands" and cache[1] is x
