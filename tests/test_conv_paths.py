@@ -59,3 +59,26 @@ def test_numpy_path_caches_x_not_im2col(rng):
     w = rng.standard_normal((8, 4, 3, 3), dtype=np.float32)
     _, cache = conv.conv2d_forward(x, w, np.zeros(8, np.float32), 1, 1)
     assert cache[0] == "bands" and cache[1] is x
+
+
+# ---------------------------------------------------------------- max-pool
+@pytest.mark.parametrize("shape, kernel, stride", [
+    ((2, 3, 8, 9), (2, 2), (2, 2)), ((1, 2, 9, 7), (3, 3), (2, 2)),
+    ((1, 2, 7, 9), (3, 2), (1, 3)), ((1, 1, 13, 13), (12, 12), (1, 1))])
+def test_max_pool_numba_kernels_match_the_offset_loop(shape, kernel, stride, rng):
+    from minirpn.nn import pooling
+    x = rng.standard_normal(shape)
+    x[0, 0, 1:3, 1:3] = 0.5       # ties: the first arg-max wins
+    x[-1, -1, 0, 1] = np.nan      # a NaN window
+    H, W = shape[2:]
+    out = ((H - kernel[0]) // stride[0] + 1, (W - kernel[1]) // stride[1] + 1)
+    index = np.int8 if kernel[0] * kernel[1] <= 127 else np.int32
+    y1, a1 = pooling._max_pool_numpy(x, kernel, stride, out, index)
+    y2, a2 = pooling._max_pool_offsets(x, kernel, stride, out, index)
+    np.testing.assert_array_equal(y1, y2)
+    np.testing.assert_array_equal(a1, a2)
+    assert a1.dtype == a2.dtype == index
+    dy = rng.standard_normal(y1.shape)
+    np.testing.assert_allclose(pooling._unpool_numpy(dy, a1, shape, kernel, stride),
+                               pooling._unpool_offsets(dy, a2, shape, kernel, stride),
+                               rtol=1e-15, atol=1e-15)
