@@ -26,7 +26,10 @@ arrays only; CuPy arrays take the whole-matrix path of :mod:`.conv`.
   scattered back (col2im) is cheaper, its columns being only C*KH*KW long.
 - dx, other strides: banded ``dcols`` and col2im.
 """
+import numba
 import numpy as np
+
+from ._roi_common import kernel_threads
 
 __all__ = ["conv2d_forward_bands", "conv2d_backward_bands"]
 
@@ -43,49 +46,76 @@ def _bands(OH, rows):
     return [(r0, min(OH, r0 + rows)) for r0 in range(0, OH, rows)]
 
 
-class _Unroller:
-    """Builds cols(band) (K + 1, B) of one image into one reused buffer.
+@numba.njit(cache=True, parallel=True, error_model="numpy")
+def _unroll_kernel(x, r0, r1, KH, KW, sh, sw, ph, pw, cols):
+    """cols[(c*KH + i)*KW + j, (r - r0)*OW + ow] = xpad[c, r*sh + i, ow*sw + j]
+    for output rows r in [r0, r1) of one image x (C, H, W); zero where the
+    tap reads padding. Parallel over the rows of cols."""
+    C, H, W = x.shape
+    OW = cols.shape[1] // (r1 - r0)
+    for k in numba.prange(C * KH * KW):
+        c, i, j = k // (KH * KW), (k // KW) % KH, k % KW
+        lo = max(0, (pw - j + sw - 1) // sw)
+        hi = max(lo, min(OW, (W - 1 - j + pw) // sw + 1))
+        for r in range(r0, r1):
+            h, base = r * sh + i - ph, (r - r0) * OW
+            if h < 0 or h >= H:
+                cols[k, base:base + OW] = 0
+                continue
+            cols[k, base:base + lo] = 0
+            if sw == 1:  # a contiguous run: copied as one block
+                cols[k, base + lo:base + hi] = x[c, h, lo + j - pw:hi + j - pw]
+            else:
+                for ow in range(lo, hi):
+                    cols[k, base + ow] = x[c, h, ow * sw + j - pw]
+            cols[k, base + hi:base + OW] = 0
 
-    The input rows that a band reads are copied, zero-padded, into a small
-    (C, rows_in, Wp) buffer first, so padding never copies the whole x.
-    """
+
+@numba.njit(cache=True, parallel=True, error_model="numpy")
+def _fold_kernel(dcols, r0, r1, KH, KW, sh, sw, ph, pw, dx):
+    """Adjoint of :func:`_unroll_kernel`: add dcols (C*KH*KW, B) back onto
+    one image's dx (C, H, W), skipping the padding. Parallel over channels
+    (a channel's taps overlap, different channels never do)."""
+    C, H, W = dx.shape
+    OW = dcols.shape[1] // (r1 - r0)
+    for c in numba.prange(C):
+        for i in range(KH):
+            for j in range(KW):
+                k = (c * KH + i) * KW + j
+                lo = max(0, (pw - j + sw - 1) // sw)
+                hi = max(lo, min(OW, (W - 1 - j + pw) // sw + 1))
+                for r in range(r0, r1):
+                    h, base = r * sh + i - ph, (r - r0) * OW
+                    if 0 <= h < H and sw == 1:
+                        dx[c, h, lo + j - pw:hi + j - pw] += dcols[k, base + lo:base + hi]
+                    elif 0 <= h < H:
+                        for ow in range(lo, hi):
+                            dx[c, h, ow * sw + j - pw] += dcols[k, base + ow]
+
+
+class _Unroller:
+    """Builds cols(band) (K + 1, B) of one image into one reused buffer,
+    its last row all ones (the bias row)."""
 
     def __init__(self, x, kernel, stride, padding, out_size, rows):
-        self.x, (self.KH, self.KW) = x, kernel
-        (self.sh, self.sw), (self.ph, self.pw) = stride, padding
-        self.OH, self.OW = out_size
-        C, W = x.shape[1], x.shape[3]
-        rows_in = (rows - 1) * self.sh + self.KH
-        self.xpad = np.zeros((C, rows_in, W + 2 * self.pw), dtype=x.dtype)
-        K = C * self.KH * self.KW
+        self.x, self.kernel, self.stride, self.padding = x, kernel, stride, padding
+        self.OW = out_size[1]
+        K = x.shape[1] * kernel[0] * kernel[1]
         self.cols = np.empty((K + 1, rows * self.OW), dtype=x.dtype)
-        self.cols[-1] = 1  # the bias row
+        self.cols[-1] = 1
 
     def __call__(self, n, r0, r1):
         """cols of output rows [r0, r1) of image n: a view (K + 1, B)."""
-        x, KH, KW, sh, sw = self.x, self.KH, self.KW, self.sh, self.sw
-        H, W = x.shape[2:]
-        # 1. Padded input rows [a, a + m) of image n, zeros outside x.
-        a, m = r0 * sh, (r1 - r0 - 1) * sh + KH
-        lo, hi = max(a - self.ph, 0), min(a + m - self.ph, H)
-        xpad = self.xpad[:, :m]
-        top, bottom = lo - (a - self.ph), hi - (a - self.ph)
-        xpad[:, :top] = 0
-        xpad[:, bottom:] = 0
-        xpad[:, top:bottom, self.pw:self.pw + W] = x[n, :, lo:hi]
-        # 2. One strided copy per kernel offset, every channel at once.
-        B = (r1 - r0) * self.OW
-        cols = self.cols[:, :B]
-        fields = cols[:-1].reshape(-1, KH, KW, r1 - r0, self.OW)
-        for i in range(KH):
-            for j in range(KW):
-                fields[:, i, j] = xpad[:, i:i + sh * (r1 - r0):sh,
-                                       j:j + sw * self.OW:sw]
+        cols = self.cols[:, :(r1 - r0) * self.OW]
+        with kernel_threads(cols.size):
+            _unroll_kernel(self.x[n], r0, r1, *self.kernel, *self.stride,
+                           *self.padding, cols[:-1])
         return cols
 
 
 def conv2d_forward_bands(x, w, b, stride, padding, out_size):
     """y (N, F, OH, OW) = conv(x, w) + b, band by band; no cache is made."""
+    x = np.ascontiguousarray(x)
     N, C = x.shape[:2]
     F, _, KH, KW = w.shape
     OH, OW = out_size
@@ -115,13 +145,13 @@ def _dx_by_adjoint(dy, w, x_shape, padding):
 
 
 def _dx_by_col2im(dy, w, x_shape, stride, padding):
-    """dx by banded ``dcols = w2.T @ dy`` added back onto the padded input."""
+    """dx by banded ``dcols = w2.T @ dy`` folded back onto x (col2im)."""
     N, C, H, W = x_shape
     F, _, KH, KW = w.shape
-    (sh, sw), (ph, pw), (OH, OW) = stride, padding, dy.shape[2:]
+    OH, OW = dy.shape[2:]
     K = C * KH * KW
     w2t = w.reshape(F, K).T
-    dxpad = np.zeros((N, C, H + 2 * ph, W + 2 * pw), dtype=dy.dtype)
+    dx = np.zeros(x_shape, dtype=dy.dtype)
     rows = _band_rows(K, OW, dy.itemsize)
     dcols = np.empty((K, rows * OW), dtype=dy.dtype)
     dy3 = dy.reshape(N, F, OH * OW)
@@ -129,23 +159,20 @@ def _dx_by_col2im(dy, w, x_shape, stride, padding):
         for r0, r1 in _bands(OH, rows):
             band = dcols[:, :(r1 - r0) * OW]
             np.matmul(w2t, dy3[n, :, r0 * OW:r1 * OW], out=band)
-            fields = band.reshape(C, KH, KW, r1 - r0, OW)
-            for i in range(KH):
-                for j in range(KW):
-                    a = r0 * sh + i
-                    dxpad[n, :, a:a + sh * (r1 - r0):sh,
-                          j:j + sw * OW:sw] += fields[:, i, j]
-    return np.ascontiguousarray(dxpad[:, :, ph:ph + H, pw:pw + W])
+            with kernel_threads(band.size):
+                _fold_kernel(band, r0, r1, KH, KW, *stride, *padding, dx[n])
+    return dx
 
 
 def conv2d_backward_bands(dy, x, w, stride, padding):
     """(dx, dw, db) of :func:`conv2d_forward_bands`, rebuilding the bands
     of x instead of reading a cached im2col matrix."""
+    x = np.ascontiguousarray(x)
     N, C = x.shape[:2]
     F, _, KH, KW = w.shape
     OH, OW = dy.shape[2:]
     K = C * KH * KW
-    dy3 = dy.reshape(N, F, OH * OW)
+    dy3 = np.ascontiguousarray(dy).reshape(N, F, OH * OW)
     rows = _band_rows(K, OW, x.itemsize)
     unroll = _Unroller(x, (KH, KW), stride, padding, (OH, OW), rows)
     dwb = np.zeros((F, K + 1), dtype=x.dtype)
