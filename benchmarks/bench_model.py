@@ -2,7 +2,7 @@
 
     python benchmarks/bench_model.py [--repeat 5] [--paper-repeat 2]
                                      [--skip-paper] [--threads 2] [--stages]
-                                     [--clock wall|cpu] [--no-torch]
+                                     [--clock wall|cpu] [--no-torch] [--only toy|paper]
 
 For the toy config (one 256x256 image) and the paper config (VGG16, one
 600x1000 image) it times, in the same run:
@@ -254,6 +254,7 @@ def main():
     parser.add_argument("--repeat", type=int, default=5, help="toy runs per median")
     parser.add_argument("--paper-repeat", type=int, default=2, help="paper runs per median")
     parser.add_argument("--skip-paper", action="store_true")
+    parser.add_argument("--only", choices=tuple(SIZES), help="run one config only")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--stages", action="store_true", help="our per-stage profile")
     parser.add_argument("--clock", choices=("wall", "cpu"), default="wall",
@@ -267,7 +268,8 @@ def main():
         child(args.child, args.config, args.threads)
         return
     print(f"{args.clock} clock, {args.threads} threads each; load average {os.getloadavg()[0]:.1f} at start")
-    for name in ("toy",) if args.skip_paper else ("toy", "paper"):
+    names = ("toy",) if args.skip_paper else ("toy", "paper")
+    for name in (args.only,) if args.only else names:
         repeat = args.repeat if name == "toy" else args.paper_repeat
         mine, theirs = compare(name, repeat, args.threads, args.stages,
                                not args.no_torch, args.clock)

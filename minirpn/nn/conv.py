@@ -235,7 +235,7 @@ def conv2d_forward(x, w, b, stride=1, padding=0):
     return _to_nchw(y2, N, F, OH, OW), cache
 
 
-def conv2d_backward(dy, cache):
+def conv2d_backward(dy, cache, need_dx=True):
     """2-D convolution backward.
 
     Parameters
@@ -244,10 +244,14 @@ def conv2d_backward(dy, cache):
         Upstream gradient of the output.
     cache : tuple
         From :func:`conv2d_forward`.
+    need_dx : bool
+        False skips dx (returned as None): a network's first layer, whose
+        input is the image, needs no input gradient, as in autograd for an
+        input that does not require one.
 
     Returns
     -------
-    dx : ndarray, (N, C, H, W), dtype of x
+    dx : ndarray, (N, C, H, W), dtype of x, or None when ``need_dx`` is False
     dw : ndarray, (F, C, KH, KW), dtype of x
     db : ndarray, (F,), dtype of x
     """
@@ -260,7 +264,7 @@ def conv2d_backward(dy, cache):
         check_float_array(dy, "dy", shape=(N, F, H, W))
         check_same_dtype("w", w, dy=dy)
         dy3 = dy.reshape(N, F, H * W)
-        dx = xp.matmul(w.reshape(F, C).T, dy3).reshape(x.shape)
+        dx = xp.matmul(w.reshape(F, C).T, dy3).reshape(x.shape) if need_dx else None
         x3 = x.reshape(N, C, H * W)
         dw = (dy3[0] @ x3[0].T if N == 1
               else xp.matmul(dy3, x3.transpose(0, 2, 1)).sum(axis=0))
@@ -269,7 +273,7 @@ def conv2d_backward(dy, cache):
         x, (stride, padding, (OH, OW)) = saved, cache[3:]
         check_float_array(dy, "dy", shape=(x.shape[0], F, OH, OW))
         check_same_dtype("w", w, dy=dy)
-        return conv2d_backward_bands(dy, x, w, stride, padding)
+        return conv2d_backward_bands(dy, x, w, stride, padding, need_dx)
     cols = saved
     x_shape, stride, padding, (OH, OW) = cache[3:]
     check_float_array(dy, "dy", shape=(x_shape[0], F, OH, OW))
@@ -278,7 +282,9 @@ def conv2d_backward(dy, cache):
     # (K+1, P) @ (P, F) runs faster in BLAS than (F, P) @ (P, K+1) for small F.
     dwb = cols @ dy2.T
     dw = xp.ascontiguousarray(dwb[:-1].T).reshape(w.shape)
-    if stride == (1, 1):
+    if not need_dx:
+        dx = None
+    elif stride == (1, 1):
         dx = _dx_stride1(dy, w, x_shape, padding)
     else:
         dcols = w.reshape(F, -1).T @ dy2

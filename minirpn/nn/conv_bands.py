@@ -4,13 +4,21 @@
 multiplies once. At 600x1000 that matrix is 1.4 GB for VGG16's conv1_2:
 every byte is written to fresh memory (page faults), read back by BLAS, and
 kept for the backward pass. Here the output rows are cut into bands whose
-unrolled columns fit in the CPU's L2 cache (``_BAND_BYTES``); one reused
-buffer holds the band, BLAS multiplies it while it is still in cache, and
-nothing but ``x`` (which the layer before keeps anyway) is cached for the
-backward pass, which rebuilds the bands. This is the blocking of Caffe's
-and oneDNN's CPU convolutions (Chellapilla et al. 2006 unroll the whole
-input; Anderson et al. 2017, "Low-memory GEMM-based convolution algorithms
-for deep neural networks", bound the buffer as done here).
+unrolled columns take a few MB (``_BAND_BYTES``, about the L2 caches of
+two cores); one reused buffer holds the band, BLAS multiplies it while it
+is still in cache, and nothing but ``x`` (which the layer before keeps
+anyway) is cached for the backward pass, which rebuilds the bands.
+Chellapilla et al. 2006 unroll the whole input, as Caffe does per image;
+bounding the unrolled buffer is the low-memory GEMM convolution of
+Anderson et al. 2017 ("Low-memory GEMM-based convolution algorithms for
+deep neural networks").
+
+The unrolling (:func:`_unroll_kernel`) and its adjoint (:func:`_fold_kernel`)
+are serial numba kernels that read the padding as zeros instead of building
+a padded copy of x. BLAS uses the cores for the products; the kernels stay
+serial on purpose: called between BLAS products, a numba (OpenMP) thread
+pool spun against OpenBLAS's on this 2-core machine (a toy training step
+went from 0.16 s to 2.9 s under load).
 
 Shape symbols as in :mod:`minirpn.nn.conv`. A band is output rows
 [r0, r1) of one image n; it reads padded input rows
@@ -29,12 +37,12 @@ arrays only; CuPy arrays take the whole-matrix path of :mod:`.conv`.
 import numba
 import numpy as np
 
-from ._roi_common import kernel_threads
 
 __all__ = ["conv2d_forward_bands", "conv2d_backward_bands"]
 
-#: Bytes of one band's unrolled columns: about half of one core's L2.
-_BAND_BYTES = 1 << 20
+#: Bytes of one band's unrolled columns. 1, 4 and 16 MB measured alike on
+#: the thin layers; 4 MB was fastest on the 256->256 RPN conv (K = 2304).
+_BAND_BYTES = 4 << 20
 
 
 def _band_rows(K, OW, itemsize):
@@ -46,14 +54,14 @@ def _bands(OH, rows):
     return [(r0, min(OH, r0 + rows)) for r0 in range(0, OH, rows)]
 
 
-@numba.njit(cache=True, parallel=True, error_model="numpy")
+@numba.njit(cache=True, error_model="numpy")
 def _unroll_kernel(x, r0, r1, KH, KW, sh, sw, ph, pw, cols):
     """cols[(c*KH + i)*KW + j, (r - r0)*OW + ow] = xpad[c, r*sh + i, ow*sw + j]
     for output rows r in [r0, r1) of one image x (C, H, W); zero where the
-    tap reads padding. Parallel over the rows of cols."""
+    tap reads padding."""
     C, H, W = x.shape
     OW = cols.shape[1] // (r1 - r0)
-    for k in numba.prange(C * KH * KW):
+    for k in range(C * KH * KW):
         c, i, j = k // (KH * KW), (k // KW) % KH, k % KW
         lo = max(0, (pw - j + sw - 1) // sw)
         hi = max(lo, min(OW, (W - 1 - j + pw) // sw + 1))
@@ -71,14 +79,13 @@ def _unroll_kernel(x, r0, r1, KH, KW, sh, sw, ph, pw, cols):
             cols[k, base + hi:base + OW] = 0
 
 
-@numba.njit(cache=True, parallel=True, error_model="numpy")
+@numba.njit(cache=True, error_model="numpy")
 def _fold_kernel(dcols, r0, r1, KH, KW, sh, sw, ph, pw, dx):
     """Adjoint of :func:`_unroll_kernel`: add dcols (C*KH*KW, B) back onto
-    one image's dx (C, H, W), skipping the padding. Parallel over channels
-    (a channel's taps overlap, different channels never do)."""
+    one image's dx (C, H, W), skipping the padding."""
     C, H, W = dx.shape
     OW = dcols.shape[1] // (r1 - r0)
-    for c in numba.prange(C):
+    for c in range(C):
         for i in range(KH):
             for j in range(KW):
                 k = (c * KH + i) * KW + j
@@ -107,9 +114,8 @@ class _Unroller:
     def __call__(self, n, r0, r1):
         """cols of output rows [r0, r1) of image n: a view (K + 1, B)."""
         cols = self.cols[:, :(r1 - r0) * self.OW]
-        with kernel_threads(cols.size):
-            _unroll_kernel(self.x[n], r0, r1, *self.kernel, *self.stride,
-                           *self.padding, cols[:-1])
+        _unroll_kernel(self.x[n], r0, r1, *self.kernel, *self.stride,
+                       *self.padding, cols[:-1])
         return cols
 
 
@@ -159,14 +165,14 @@ def _dx_by_col2im(dy, w, x_shape, stride, padding):
         for r0, r1 in _bands(OH, rows):
             band = dcols[:, :(r1 - r0) * OW]
             np.matmul(w2t, dy3[n, :, r0 * OW:r1 * OW], out=band)
-            with kernel_threads(band.size):
-                _fold_kernel(band, r0, r1, KH, KW, *stride, *padding, dx[n])
+            _fold_kernel(band, r0, r1, KH, KW, *stride, *padding, dx[n])
     return dx
 
 
-def conv2d_backward_bands(dy, x, w, stride, padding):
+def conv2d_backward_bands(dy, x, w, stride, padding, need_dx=True):
     """(dx, dw, db) of :func:`conv2d_forward_bands`, rebuilding the bands
-    of x instead of reading a cached im2col matrix."""
+    of x instead of reading a cached im2col matrix; dx is None when
+    ``need_dx`` is False."""
     x = np.ascontiguousarray(x)
     N, C = x.shape[:2]
     F, _, KH, KW = w.shape
@@ -181,7 +187,9 @@ def conv2d_backward_bands(dy, x, w, stride, padding):
         for r0, r1 in _bands(OH, rows):
             np.matmul(dy3[n, :, r0 * OW:r1 * OW], unroll(n, r0, r1).T, out=part)
             dwb += part
-    if stride == (1, 1) and C >= F and KH > padding[0] and KW > padding[1]:
+    if not need_dx:
+        dx = None
+    elif stride == (1, 1) and C >= F and KH > padding[0] and KW > padding[1]:
         dx = _dx_by_adjoint(dy, w, x.shape, padding)
     else:
         dx = _dx_by_col2im(dy, w, x.shape, stride, padding)

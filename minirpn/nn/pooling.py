@@ -21,7 +21,7 @@ needs no code of its own; gathering the windows into a contiguous
 That is the path of CuPy arrays (and the readable statement of the layer).
 
 NumPy arrays take two numba kernels instead, :func:`_pool_forward_kernel`
-and :func:`_pool_backward_kernel`, parallel over the N*C planes: one pass
+and :func:`_pool_backward_kernel` (serial, like the conv kernels): one pass
 over x for the max and its first arg-max together (the offset loop above
 reads x KH*KW times twice), and one scatter of dy. The offset loop stays
 as the reference they are tested against.
@@ -31,7 +31,6 @@ import numpy as np
 
 from ..backend import get_array_module
 from ..checks import check_float_array
-from ._roi_common import kernel_threads
 from .conv import _check_float_rank, _pair
 
 __all__ = ["max_pool2d_forward", "max_pool2d_backward"]
@@ -50,12 +49,12 @@ def _window_views(x, kernel, stride, out_size):
             for i in range(KH) for j in range(KW)]
 
 
-@numba.njit(cache=True, parallel=True, error_model="numpy")
+@numba.njit(cache=True, error_model="numpy")
 def _pool_forward_kernel(x, KH, KW, SH, SW, y, arg):
     """y, arg (P, OH, OW) of x (P, H, W): the max of each window and the
     row-major offset of its first maximum (of its first NaN, if any)."""
     OH, OW = y.shape[1:]
-    for p in numba.prange(x.shape[0]):
+    for p in range(x.shape[0]):
         for oh in range(OH):
             for ow in range(OW):
                 best = x[p, oh * SH, ow * SW]
@@ -69,11 +68,11 @@ def _pool_forward_kernel(x, KH, KW, SH, SW, y, arg):
                 arg[p, oh, ow] = at
 
 
-@numba.njit(cache=True, parallel=True, error_model="numpy")
+@numba.njit(cache=True, error_model="numpy")
 def _pool_backward_kernel(dy, arg, KW, SH, SW, dx):
     """Add dy (P, OH, OW) onto dx (P, H, W) at each window's arg-max."""
     OH, OW = dy.shape[1:]
-    for p in numba.prange(dy.shape[0]):
+    for p in range(dy.shape[0]):
         for oh in range(OH):
             for ow in range(OW):
                 at = arg[p, oh, ow]
@@ -85,9 +84,8 @@ def _max_pool_numpy(x, kernel, stride, out_size, index_dtype):
     N, C, H, W = x.shape
     y = np.empty((N * C,) + out_size, dtype=x.dtype)
     arg = np.empty(y.shape, dtype=index_dtype)
-    with kernel_threads(y.size):
-        _pool_forward_kernel(np.ascontiguousarray(x).reshape(N * C, H, W),
-                             *kernel, *stride, y, arg)
+    _pool_forward_kernel(np.ascontiguousarray(x).reshape(N * C, H, W),
+                         *kernel, *stride, y, arg)
     return y.reshape((N, C) + out_size), arg.reshape((N, C) + out_size)
 
 
@@ -173,10 +171,9 @@ def _unpool_numpy(dy, arg, x_shape, kernel, stride):
     """Backward on NumPy arrays by :func:`_pool_backward_kernel`."""
     N, C, H, W = x_shape
     dx = np.zeros(x_shape, dtype=dy.dtype)
-    with kernel_threads(dy.size):
-        _pool_backward_kernel(np.ascontiguousarray(dy).reshape((N * C,) + dy.shape[2:]),
-                              arg.reshape((N * C,) + arg.shape[2:]), kernel[1],
-                              *stride, dx.reshape(N * C, H, W))
+    _pool_backward_kernel(np.ascontiguousarray(dy).reshape((N * C,) + dy.shape[2:]),
+                          arg.reshape((N * C,) + arg.shape[2:]), kernel[1],
+                          *stride, dx.reshape(N * C, H, W))
     return dx
 
 

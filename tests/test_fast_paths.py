@@ -1,6 +1,7 @@
-"""The three conv2d implementations agree: the plain reference
-(``conv_naive``), the NumPy banded path (``conv_bands``) and the whole-matrix
-im2col path that CuPy arrays take (run here on NumPy arrays)."""
+"""The NumPy fast paths agree with the plain references: conv2d's banded path
+(``conv_bands``) and whole-matrix im2col path (the one CuPy arrays take, run
+here on NumPy arrays) with ``conv_naive``; the max-pool and ReLU numba
+kernels with the ``xp`` code that CuPy arrays run."""
 import numpy as np
 import pytest
 
@@ -82,3 +83,28 @@ def test_max_pool_numba_kernels_match_the_offset_loop(shape, kernel, stride, rng
     np.testing.assert_allclose(pooling._unpool_numpy(dy, a1, shape, kernel, stride),
                                pooling._unpool_offsets(dy, a2, shape, kernel, stride),
                                rtol=1e-15, atol=1e-15)
+
+
+# ---------------------------------------------------------------- ReLU
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_relu_kernels_match_the_xp_expressions(dtype, rng):
+    from minirpn.nn.activations import relu_backward, relu_forward
+    x = rng.standard_normal((2, 3, 5, 7)).astype(dtype)
+    x[0, 0, 0, :3] = [0.0, np.nan, -np.inf]
+    y, cache = relu_forward(x)
+    np.testing.assert_array_equal(y, np.maximum(x, 0))  # NaN stays NaN
+    assert y.dtype == dtype and cache is y
+    dy = rng.standard_normal(x.shape).astype(dtype)
+    np.testing.assert_array_equal(relu_backward(dy, cache), np.where(y > 0, dy, 0))
+
+
+def test_conv_backward_can_skip_dx(rng):
+    x = rng.standard_normal((1, 3, 9, 8))
+    w, b = rng.standard_normal((4, 3, 3, 3)), rng.standard_normal(4)
+    y, cache = conv.conv2d_forward(x, w, b, 1, 1)
+    dy = rng.standard_normal(y.shape)
+    dx, dw, db = conv.conv2d_backward(dy, cache)
+    none, dw2, db2 = conv.conv2d_backward(dy, cache, need_dx=False)
+    assert none is None and dx.shape == x.shape
+    np.testing.assert_array_equal(dw2, dw)
+    np.testing.assert_array_equal(db2, db)
