@@ -4,9 +4,8 @@
 multiplies once. At 600x1000 that matrix is 1.4 GB for VGG16's conv1_2:
 every byte is written to fresh memory (page faults), read back by BLAS, and
 kept for the backward pass. Here the output rows are cut into bands whose
-unrolled columns take a few MB (``_BAND_BYTES``, about the L2 caches of
-two cores); one reused buffer holds the band, BLAS multiplies it while it
-is still in cache, and nothing but ``x`` (which the layer before keeps
+unrolled columns take at most ``_BAND_BYTES``; one reused buffer holds the
+band, and nothing but ``x`` (which the layer before keeps
 anyway) is cached for the backward pass, which rebuilds the bands.
 Chellapilla et al. 2006 unroll the whole input, as Caffe does per image;
 bounding the unrolled buffer is the low-memory GEMM convolution of
@@ -40,9 +39,13 @@ import numpy as np
 
 __all__ = ["conv2d_forward_bands", "conv2d_backward_bands"]
 
-#: Bytes of one band's unrolled columns. 1, 4 and 16 MB measured alike on
-#: the thin layers; 4 MB was fastest on the 256->256 RPN conv (K = 2304).
-_BAND_BYTES = 4 << 20
+#: Bytes of one band's unrolled columns. On one thread 1, 4 and 16 MB
+#: measured alike. On two BLAS threads small bands are ruinous: VGG16's
+#: conv1_2 forward at 600x1000 took 13.9 s with 4 MB bands (one output row,
+#: 1000 columns, per product), 1.5 s with 32 MB and 1.2 s with 128 MB (the
+#: threads meet once per product). 64 MB is still a twentieth of that
+#: layer's whole im2col matrix.
+_BAND_BYTES = 64 << 20
 
 
 def _band_rows(K, OW, itemsize):
