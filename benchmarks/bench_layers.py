@@ -22,8 +22,9 @@ two back-to-back runs, so a load spike from other processes hits both
 sides of a pair: on a busy machine compare the ratios, not the times.
 ``--threads 1 --clock cpu`` (process CPU time) is steadier still.
 
-The issue's target: conv2d forward + backward within 1.5x of PyTorch CPU on
-2 threads. torchvision is not installed, so for RoI pooling the issue's
+The target: conv2d forward + backward within 1.2x of PyTorch CPU on
+2 threads. On a machine shared with other work, ``--threads 1 --clock cpu``
+gives the steadier ratios. torchvision is not installed, so for RoI pooling the issue's
 reference figures are printed instead.
 """
 import argparse

@@ -1,4 +1,5 @@
-"""The shared conv layers (Ren et al. 2015, section 3): a VGG-style stack of 3x3 convs.
+"""The feature network (Ren et al. 2015, section 3: the shared conv layers):
+a VGG-style stack of 3x3 convs (Simonyan and Zisserman 2015).
 
 A backbone is built from a channel list such as ``(64, 64, "M", 128, ...)``:
 each number is a 3x3 conv (padding 1) followed by a ReLU, each ``"M"`` a 2x2
@@ -29,6 +30,7 @@ class Backbone(Sequential):
         "float32" or "float64".
 
     Forward: images (N, 3, H, W) -> features (N, C_out, H / stride, W / stride).
+    ``backward`` returns None: the first conv computes no image gradient.
     """
 
     def __init__(self, channels, in_channels=3, rng=None, dtype="float32"):
@@ -40,6 +42,11 @@ class Backbone(Sequential):
             else:
                 layers += [Conv2d(c, spec, 3, padding=1, rng=rng, dtype=dtype), ReLU()]
                 c = spec
+        # The image needs no gradient: the first conv skips its dx (about a
+        # tenth of a toy training step), as autograd does for inputs that
+        # do not require grad. Its backward() then returns None.
+        if isinstance(layers[0], Conv2d):
+            layers[0].input_grad = False
         super().__init__(*layers)
         self.channels = tuple(channels)
         self.out_channels = c

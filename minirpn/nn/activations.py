@@ -1,8 +1,43 @@
-"""Rectified linear unit, ``relu(x) = max(x, 0)``."""
+"""Rectified linear unit, ``relu(x) = max(x, 0)``.
+
+NumPy arrays take two one-pass numba kernels (``np.where(y > 0, dy, 0)``
+makes a boolean temporary and reads it back); serial, like the conv
+kernels of :mod:`.conv_bands`, so as not to spin against BLAS's threads.
+Other arrays (CuPy) take the ``xp`` expressions, which are also the
+reference the kernels are tested against.
+"""
+import numpy as np
+
+from ..jit import njit
 from ..backend import get_array_module
 from ..checks import check_float_array
 
 __all__ = ["relu_forward", "relu_backward"]
+
+
+@njit(error_model="numpy")
+def _relu_kernel(x, y):
+    """y = max(x, 0) on flat arrays; NaN stays NaN, as with np.maximum."""
+    for i in range(x.size):
+        v = x[i]
+        y[i] = 0 if v < 0 else v
+
+
+@njit(error_model="numpy")
+def _relu_backward_kernel(dy, y, dx):
+    """dx = dy where y > 0, else 0, on flat arrays."""
+    for i in range(dy.size):
+        dx[i] = dy[i] if y[i] > 0 else 0
+
+
+def _flat_kernel(kernel, *arrays):
+    """Run an elementwise kernel on contiguous flat views; the last array's
+    shape and dtype are those of the first."""
+    out = np.empty_like(arrays[0])
+    flat = [np.ascontiguousarray(a).reshape(-1) for a in arrays]
+    kernel(*flat, out.reshape(-1))
+    return out
+
 
 
 def relu_forward(x):
@@ -22,6 +57,9 @@ def relu_forward(x):
         anyway.
     """
     check_float_array(x, "x")
+    if isinstance(x, np.ndarray):
+        y = _flat_kernel(_relu_kernel, x)
+        return y, y
     xp = get_array_module(x)
     y = xp.maximum(x, 0)
     return y, y
@@ -45,5 +83,7 @@ def relu_backward(dy, cache):
     """
     y = cache
     check_float_array(dy, "dy", shape=y.shape)
+    if isinstance(dy, np.ndarray) and isinstance(y, np.ndarray) and dy.dtype == y.dtype:
+        return _flat_kernel(_relu_backward_kernel, dy, y)
     xp = get_array_module(dy)
     return xp.where(y > 0, dy, 0)

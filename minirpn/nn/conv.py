@@ -29,9 +29,24 @@ a flag to BLAS, not a copy), and for N = 1 ``y2`` already is ``y`` in
 (1, F, OH, OW) layout. Stride-1 convs (all 3x3 ones in VGG and the RPN)
 take a faster col2im, :func:`_dx_stride1`; 1x1 stride-1 unpadded convs
 (the RPN heads) need no unrolling at all.
+
+Three implementations live side by side:
+
+- :mod:`.conv_naive`: the plain reference (one einsum per kernel offset)
+  that the tests compare the others against;
+- this module's whole-matrix im2col above, written against ``xp``: the
+  path of CuPy arrays;
+- :mod:`.conv_bands`: the NumPy path, the same products done one band of
+  output rows at a time in a reused, cache-sized buffer. It caches only x
+  (which the layer before holds anyway) and rebuilds the bands in the
+  backward pass, so training memory grows like the activations instead of
+  like the (K + 1, P) matrices (1.4 GB for VGG16's conv1_2 at 600x1000).
 """
+import numpy as np
+
 from ..backend import get_array_module
 from ..checks import check_float_array, check_same_dtype
+from .conv_bands import conv2d_backward_bands, conv2d_forward_bands
 
 __all__ = ["conv2d_forward", "conv2d_backward"]
 
@@ -188,9 +203,10 @@ def conv2d_forward(x, w, b, stride=1, padding=0):
     -------
     y : ndarray, (N, F, OH, OW), dtype of x
     cache : tuple
-        What :func:`conv2d_backward` needs: the (C*KH*KW + 1, N*OH*OW)
-        im2col matrix of x in x's dtype, ones in its last row (x itself for
-        a 1x1 stride-1 unpadded conv), w and the geometry.
+        What :func:`conv2d_backward` needs: x (not a copy), w and the
+        geometry for NumPy arrays and for 1x1 stride-1 unpadded convs; for
+        other (CuPy) arrays the (C*KH*KW + 1, N*OH*OW) im2col matrix of x,
+        ones in its last row.
 
     Raises
     ------
@@ -210,13 +226,16 @@ def conv2d_forward(x, w, b, stride=1, padding=0):
         y = xp.matmul(w.reshape(F, C), x.reshape(N, C, H * W))
         y += b[:, None]
         return y.reshape(N, F, H, W), ("1x1", x, w)
+    if isinstance(x, np.ndarray):
+        y = conv2d_forward_bands(x, w, b, stride, padding, (OH, OW))
+        return y, ("bands", x, w, stride, padding, (OH, OW))
     cols = _im2col(x, (KH, KW), stride, padding, (OH, OW))
     y2 = xp.concatenate([w.reshape(F, -1), b[:, None]], axis=1) @ cols
     cache = ("im2col", cols, w, x.shape, stride, padding, (OH, OW))
     return _to_nchw(y2, N, F, OH, OW), cache
 
 
-def conv2d_backward(dy, cache):
+def conv2d_backward(dy, cache, need_dx=True):
     """2-D convolution backward.
 
     Parameters
@@ -225,10 +244,14 @@ def conv2d_backward(dy, cache):
         Upstream gradient of the output.
     cache : tuple
         From :func:`conv2d_forward`.
+    need_dx : bool
+        False skips dx (returned as None): a network's first layer, whose
+        input is the image, needs no input gradient, as in autograd for an
+        input that does not require one.
 
     Returns
     -------
-    dx : ndarray, (N, C, H, W), dtype of x
+    dx : ndarray, (N, C, H, W), dtype of x, or None when ``need_dx`` is False
     dw : ndarray, (F, C, KH, KW), dtype of x
     db : ndarray, (F,), dtype of x
     """
@@ -241,11 +264,16 @@ def conv2d_backward(dy, cache):
         check_float_array(dy, "dy", shape=(N, F, H, W))
         check_same_dtype("w", w, dy=dy)
         dy3 = dy.reshape(N, F, H * W)
-        dx = xp.matmul(w.reshape(F, C).T, dy3).reshape(x.shape)
+        dx = xp.matmul(w.reshape(F, C).T, dy3).reshape(x.shape) if need_dx else None
         x3 = x.reshape(N, C, H * W)
         dw = (dy3[0] @ x3[0].T if N == 1
               else xp.matmul(dy3, x3.transpose(0, 2, 1)).sum(axis=0))
         return dx, dw.reshape(w.shape), dy3.sum(axis=(0, 2))
+    if kind == "bands":
+        x, (stride, padding, (OH, OW)) = saved, cache[3:]
+        check_float_array(dy, "dy", shape=(x.shape[0], F, OH, OW))
+        check_same_dtype("w", w, dy=dy)
+        return conv2d_backward_bands(dy, x, w, stride, padding, need_dx)
     cols = saved
     x_shape, stride, padding, (OH, OW) = cache[3:]
     check_float_array(dy, "dy", shape=(x_shape[0], F, OH, OW))
@@ -254,7 +282,9 @@ def conv2d_backward(dy, cache):
     # (K+1, P) @ (P, F) runs faster in BLAS than (F, P) @ (P, K+1) for small F.
     dwb = cols @ dy2.T
     dw = xp.ascontiguousarray(dwb[:-1].T).reshape(w.shape)
-    if stride == (1, 1):
+    if not need_dx:
+        dx = None
+    elif stride == (1, 1):
         dx = _dx_stride1(dy, w, x_shape, padding)
     else:
         dcols = w.reshape(F, -1).T @ dy2

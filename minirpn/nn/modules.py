@@ -85,11 +85,18 @@ class Conv2d(_WeightBias):
         float32 (default) or float64.
 
     Forward: x (N, C, H, W) -> y (N, F, H', W'), dtype of x.
+
+    Attributes
+    ----------
+    input_grad : bool
+        True (default): ``backward`` returns dx. False: it returns None and
+        skips that product, for a first layer whose input is the image.
     """
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1,
                  padding=0, std=None, rng=None, dtype="float32"):
         super().__init__()
+        self.input_grad = True
         kh, kw = (kernel_size, kernel_size) if np.isscalar(kernel_size) \
             else tuple(kernel_size)
         self.stride, self.padding = stride, padding
@@ -107,7 +114,8 @@ class Conv2d(_WeightBias):
         return y
 
     def backward(self, dout):
-        dx, dw, db = F.conv2d_backward(dout, self._last_cache())
+        dx, dw, db = F.conv2d_backward(dout, self._last_cache(),
+                                       need_dx=self.input_grad)
         self._accumulate(weight=dw, bias=db)
         return dx
 

@@ -18,7 +18,17 @@ equal to it. For non-overlapping windows (KH == SH, KW == SW) these views
 are exactly what ``x.reshape(N, C, OH, KH, OW, KW)`` exposes, so that case
 needs no code of its own; gathering the windows into a contiguous
 (..., KH*KW) copy for ``argmax`` was 1.7x slower on (1, 64, 300, 400).
+That is the path of CuPy arrays (and the readable statement of the layer).
+
+NumPy arrays take two numba kernels instead, :func:`_pool_forward_kernel`
+and :func:`_pool_backward_kernel` (serial, like the conv kernels): one pass
+over x for the max and its first arg-max together (the offset loop above
+reads x KH*KW times twice), and one scatter of dy. The offset loop stays
+as the reference they are tested against.
 """
+import numpy as np
+
+from ..jit import njit
 from ..backend import get_array_module, is_cupy_array
 from ..checks import check_float_array
 from .conv import _check_float_rank, _pair
@@ -37,6 +47,46 @@ def _window_views(x, kernel, stride, out_size):
     (KH, KW), (SH, SW), (OH, OW) = kernel, stride, out_size
     return [x[:, :, i:i + SH * OH:SH, j:j + SW * OW:SW]
             for i in range(KH) for j in range(KW)]
+
+
+@njit(error_model="numpy")
+def _pool_forward_kernel(x, KH, KW, SH, SW, y, arg):
+    """y, arg (P, OH, OW) of x (P, H, W): the max of each window and the
+    row-major offset of its first maximum (of its first NaN, if any)."""
+    OH, OW = y.shape[1:]
+    for p in range(x.shape[0]):
+        for oh in range(OH):
+            for ow in range(OW):
+                best = x[p, oh * SH, ow * SW]
+                at = 0
+                for i in range(KH):
+                    for j in range(KW):
+                        v = x[p, oh * SH + i, ow * SW + j]
+                        if v > best or (np.isnan(v) and not np.isnan(best)):
+                            best, at = v, i * KW + j
+                y[p, oh, ow] = best
+                arg[p, oh, ow] = at
+
+
+@njit(error_model="numpy")
+def _pool_backward_kernel(dy, arg, KW, SH, SW, dx):
+    """Add dy (P, OH, OW) onto dx (P, H, W) at each window's arg-max."""
+    OH, OW = dy.shape[1:]
+    for p in range(dy.shape[0]):
+        for oh in range(OH):
+            for ow in range(OW):
+                at = arg[p, oh, ow]
+                dx[p, oh * SH + at // KW, ow * SW + at % KW] += dy[p, oh, ow]
+
+
+def _max_pool_numpy(x, kernel, stride, out_size, index_dtype):
+    """Forward on a NumPy array by :func:`_pool_forward_kernel`."""
+    N, C, H, W = x.shape
+    y = np.empty((N * C,) + out_size, dtype=x.dtype)
+    arg = np.empty(y.shape, dtype=index_dtype)
+    _pool_forward_kernel(np.ascontiguousarray(x).reshape(N * C, H, W),
+                         *kernel, *stride, y, arg)
+    return y.reshape((N, C) + out_size), arg.reshape((N, C) + out_size)
 
 
 def max_pool2d_forward(x, kernel_size=2, stride=2):
@@ -70,6 +120,15 @@ def max_pool2d_forward(x, kernel_size=2, stride=2):
                          f"{(H, W)} of x {tuple(x.shape)}")
     out_size = ((H - kernel[0]) // stride[0] + 1, (W - kernel[1]) // stride[1] + 1)
     xp = get_array_module(x)
+    index_dtype = xp.int8 if kernel[0] * kernel[1] <= 127 else xp.int32
+    pool = _max_pool_numpy if isinstance(x, np.ndarray) else _max_pool_offsets
+    y, arg = pool(x, kernel, stride, out_size, index_dtype)
+    return y, (arg, x.shape, kernel, stride)
+
+
+def _max_pool_offsets(x, kernel, stride, out_size, index_dtype):
+    """Forward by one strided view per window offset (any ``xp``)."""
+    xp = get_array_module(x)
     views = _window_views(x, kernel, stride, out_size)
     # 1. The max, one offset at a time (np.maximum propagates NaN).
     y = views[0].copy()
@@ -78,14 +137,13 @@ def max_pool2d_forward(x, kernel_size=2, stride=2):
     # 2. The FIRST offset holding it: scan the offsets backwards so that
     #    earlier ones overwrite later ones. A NaN max is matched by isnan.
     has_nan = bool(xp.isnan(y).any())
-    index_dtype = xp.int8 if len(views) <= 127 else xp.int32
     arg = xp.full(y.shape, len(views) - 1, dtype=index_dtype)
     for o in range(len(views) - 2, -1, -1):
         hit = views[o] == y
         if has_nan:
             hit |= xp.isnan(views[o])
         arg = xp.where(hit, index_dtype(o), arg)
-    return y, (arg, x.shape, kernel, stride)
+    return y, arg
 
 
 def max_pool2d_backward(dy, cache):
@@ -109,6 +167,22 @@ def max_pool2d_backward(dy, cache):
         return _max_pool2d_backward_gpu(dy, cache)
     arg, x_shape, kernel, stride = cache
     check_float_array(dy, "dy", shape=arg.shape)
+    unpool = _unpool_numpy if isinstance(dy, np.ndarray) else _unpool_offsets
+    return unpool(dy, arg, x_shape, kernel, stride)
+
+
+def _unpool_numpy(dy, arg, x_shape, kernel, stride):
+    """Backward on NumPy arrays by :func:`_pool_backward_kernel`."""
+    N, C, H, W = x_shape
+    dx = np.zeros(x_shape, dtype=dy.dtype)
+    _pool_backward_kernel(np.ascontiguousarray(dy).reshape((N * C,) + dy.shape[2:]),
+                          arg.reshape((N * C,) + arg.shape[2:]), kernel[1],
+                          *stride, dx.reshape(N * C, H, W))
+    return dx
+
+
+def _unpool_offsets(dy, arg, x_shape, kernel, stride):
+    """Backward by one strided view per window offset (any ``xp``)."""
     xp = get_array_module(dy)
     dx = xp.zeros(x_shape, dtype=dy.dtype)
     for o, view in enumerate(_window_views(dx, kernel, stride, dy.shape[2:])):

@@ -1,0 +1,110 @@
+"""The NumPy fast paths agree with the plain references: conv2d's banded path
+(``conv_bands``) and whole-matrix im2col path (the one CuPy arrays take, run
+here on NumPy arrays) with ``conv_naive``; the max-pool and ReLU numba
+kernels with the ``xp`` code that CuPy arrays run."""
+import numpy as np
+import pytest
+
+from minirpn.nn import conv, conv_bands
+from minirpn.nn.conv_naive import conv2d_backward_naive, conv2d_forward_naive
+
+CASES = [  # x shape, w shape, stride, padding
+    ((2, 3, 11, 9), (4, 3, 3, 3), (1, 1), (1, 1)),    # C < F: dx by col2im
+    ((1, 8, 10, 12), (4, 8, 3, 3), (1, 1), (1, 1)),   # C >= F: dx by adjoint conv
+    ((2, 8, 10, 12), (16, 8, 3, 3), (1, 1), (2, 2)),
+    ((1, 6, 9, 7), (3, 6, 3, 3), (1, 1), (3, 0)),     # padding > KH - 1: col2im
+    ((2, 5, 11, 9), (4, 5, 3, 3), (2, 2), (1, 1)),
+    ((1, 4, 9, 10), (6, 4, 5, 2), (2, 3), (2, 1)),
+    ((1, 3, 4, 4), (2, 3, 4, 4), (1, 1), (0, 0)),     # kernel = whole input
+]
+
+
+def run_bands(x, w, b, stride, padding, dy):
+    stride, padding, out_size = conv._check_inputs(x, w, b, stride, padding)
+    y = conv_bands.conv2d_forward_bands(x, w, b, stride, padding, out_size)
+    return (y,) + conv_bands.conv2d_backward_bands(dy, x, w, stride, padding)
+
+
+def run_im2col(x, w, b, stride, padding, dy):
+    stride, padding, out_size = conv._check_inputs(x, w, b, stride, padding)
+    kernel = w.shape[2:]
+    cols = conv._im2col(x, kernel, stride, padding, out_size)
+    F = w.shape[0]
+    y = (np.concatenate([w.reshape(F, -1), b[:, None]], 1) @ cols).reshape(
+        F, x.shape[0], *out_size).transpose(1, 0, 2, 3)
+    dwb = cols @ conv._from_nchw(dy).T
+    dcols = w.reshape(F, -1).T @ conv._from_nchw(dy)
+    dx = conv._col2im(dcols, x.shape, kernel, stride, padding, out_size)
+    return y, dx, dwb[:-1].T.reshape(w.shape), dwb[-1]
+
+
+@pytest.mark.parametrize("band_bytes", [1, 1 << 20])  # one row a band; one band
+@pytest.mark.parametrize("xs, ws, stride, padding", CASES)
+def test_fast_paths_match_reference(xs, ws, stride, padding, band_bytes, rng,
+                                    monkeypatch):
+    monkeypatch.setattr(conv_bands, "_BAND_BYTES", band_bytes)
+    x, w = rng.standard_normal(xs), rng.standard_normal(ws)
+    b = rng.standard_normal(ws[0])
+    y, cache = conv2d_forward_naive(x, w, b, stride, padding)
+    dy = rng.standard_normal(y.shape)
+    expected = (y,) + conv2d_backward_naive(dy, cache)
+    for run in (run_bands, run_im2col):
+        got = run(x, w, b, stride, padding, dy)
+        for name, e, g in zip(("y", "dx", "dw", "db"), expected, got):
+            np.testing.assert_allclose(g, e, rtol=1e-11, atol=1e-11,
+                                       err_msg=f"{run.__name__}: {name}")
+
+
+def test_numpy_path_caches_x_not_im2col(rng):
+    x = rng.standard_normal((1, 4, 16, 16), dtype=np.float32)
+    w = rng.standard_normal((8, 4, 3, 3), dtype=np.float32)
+    _, cache = conv.conv2d_forward(x, w, np.zeros(8, np.float32), 1, 1)
+    assert cache[0] == "bands" and cache[1] is x
+
+
+# ---------------------------------------------------------------- max-pool
+@pytest.mark.parametrize("shape, kernel, stride", [
+    ((2, 3, 8, 9), (2, 2), (2, 2)), ((1, 2, 9, 7), (3, 3), (2, 2)),
+    ((1, 2, 7, 9), (3, 2), (1, 3)), ((1, 1, 13, 13), (12, 12), (1, 1))])
+def test_max_pool_numba_kernels_match_the_offset_loop(shape, kernel, stride, rng):
+    from minirpn.nn import pooling
+    x = rng.standard_normal(shape)
+    x[0, 0, 1:3, 1:3] = 0.5       # ties: the first arg-max wins
+    x[-1, -1, 0, 1] = np.nan      # a NaN window
+    H, W = shape[2:]
+    out = ((H - kernel[0]) // stride[0] + 1, (W - kernel[1]) // stride[1] + 1)
+    index = np.int8 if kernel[0] * kernel[1] <= 127 else np.int32
+    y1, a1 = pooling._max_pool_numpy(x, kernel, stride, out, index)
+    y2, a2 = pooling._max_pool_offsets(x, kernel, stride, out, index)
+    np.testing.assert_array_equal(y1, y2)
+    np.testing.assert_array_equal(a1, a2)
+    assert a1.dtype == a2.dtype == index
+    dy = rng.standard_normal(y1.shape)
+    np.testing.assert_allclose(pooling._unpool_numpy(dy, a1, shape, kernel, stride),
+                               pooling._unpool_offsets(dy, a2, shape, kernel, stride),
+                               rtol=1e-15, atol=1e-15)
+
+
+# ---------------------------------------------------------------- ReLU
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_relu_kernels_match_the_xp_expressions(dtype, rng):
+    from minirpn.nn.activations import relu_backward, relu_forward
+    x = rng.standard_normal((2, 3, 5, 7)).astype(dtype)
+    x[0, 0, 0, :3] = [0.0, np.nan, -np.inf]
+    y, cache = relu_forward(x)
+    np.testing.assert_array_equal(y, np.maximum(x, 0))  # NaN stays NaN
+    assert y.dtype == dtype and cache is y
+    dy = rng.standard_normal(x.shape).astype(dtype)
+    np.testing.assert_array_equal(relu_backward(dy, cache), np.where(y > 0, dy, 0))
+
+
+def test_conv_backward_can_skip_dx(rng):
+    x = rng.standard_normal((1, 3, 9, 8))
+    w, b = rng.standard_normal((4, 3, 3, 3)), rng.standard_normal(4)
+    y, cache = conv.conv2d_forward(x, w, b, 1, 1)
+    dy = rng.standard_normal(y.shape)
+    dx, dw, db = conv.conv2d_backward(dy, cache)
+    none, dw2, db2 = conv.conv2d_backward(dy, cache, need_dx=False)
+    assert none is None and dx.shape == x.shape
+    np.testing.assert_array_equal(dw2, dw)
+    np.testing.assert_array_equal(db2, db)
