@@ -18,7 +18,8 @@ the boxes are already in the image's pixels (AnchorLabels carry their own).
 Layout: :mod:`.boxes` (drawing boxes, network -> original pixels, PNG output,
 shared checks), :mod:`.anchors` (anchors and their labels), :mod:`.stages`
 (objectness, proposals, RoIs, feature maps, the whole trace) and
-:mod:`.results` (detections, detection grids, loss curves).
+:mod:`.results` (detections, detection grids, loss curves) and
+:mod:`.comparison` (training runs side by side, staged loss curves).
 """
 from .anchors import cell_anchor_indices, plot_anchor_labels, plot_anchors
 from .boxes import (GT, IGNORED, NEGATIVE, POSITIVE, class_color, draw_boxes,
@@ -32,3 +33,7 @@ __all__ = ["draw_boxes", "class_color", "network_to_original", "cell_anchor_indi
            "plot_anchors", "plot_anchor_labels", "plot_objectness", "plot_proposals",
            "plot_rois", "plot_feature_maps", "plot_trace", "plot_loss_curves",
            "detection_grid", "save_figure"]
+
+from .comparison import plot_run_comparison, plot_stage_losses  # noqa: E402
+
+__all__ += ["plot_run_comparison", "plot_stage_losses"]
