@@ -36,15 +36,14 @@ def signatures(f):
         "max_pool_backward": (max_pool_kernel._max_backward_kernel,
                               (a(f, 4), a(t.int8, 4)) + (i64,) * 4 + (f, a(f, 4))),
         "roi_pool_forward": (roi_pool_kernel._forward_kernel,
-                             (a(f, 4), a(i64, 1)) + (a(i32, 2),) * 4 + (f, f, a(f, 4), a(i32, 4))),
+                             (a(f, 4), a(f, 2), f, f, a(f, 4), a(i32, 4), a(i32, 1))),
         "roi_pool_backward": (roi_pool_kernel._backward_kernel,
-                              (a(f, 4), a(i32, 4), a(i64, 1), a(f, 4))),
+                              (a(f, 4), a(i32, 4), a(f, 2), a(f, 4))),
         "roi_align_forward": (roi_align_kernel._forward_kernel,
-                              (a(f, 4), a(i64, 1)) + (a(f, 1),) * 4 + (a(i64, 1),) * 2
-                              + (a(f, 1), a(f, 4))),
+                              (a(f, 4), a(f, 2), f, f, i64, t.boolean, f, a(f, 4),
+                               a(i32, 1))),
         "roi_align_backward": (roi_align_kernel._backward_kernel,
-                               (a(f, 4), a(i64, 1)) + (a(f, 1),) * 4 + (a(i64, 1),) * 2
-                               + (a(f, 4),)),
+                               (a(f, 4), a(f, 2), f, f, i64, t.boolean, f, a(f, 4))),
     }
 
 

@@ -15,9 +15,8 @@ import sys
 import numpy as np
 
 from minirpn.cuda import max_pool_kernel, nms_kernel, roi_align_kernel, roi_pool_kernel
-from minirpn.nn._roi_common import FLT_MAX
 from minirpn.nn.pooling import _unpool_offsets, max_pool2d_forward
-from minirpn.nn.roi_align import _geometry, roi_align_backward, roi_align_forward
+from minirpn.nn.roi_align import roi_align_backward, roi_align_forward
 from minirpn.nn.roi_pool import roi_pool_backward, roi_pool_forward
 from minirpn.ops import batched_nms, nms
 from minirpn.ops.nms import _threshold_as
@@ -88,27 +87,78 @@ def check_roi_pool(dtype):
     x, rois, dy = _roi_inputs(dtype)
     y, cache = roi_pool_forward(x, rois, (2, 3), 1 / 8)
     y_gpu, argmax = np.full_like(y, np.nan), np.empty(y.shape, np.int32)
-    edges = [cache[k] for k in ("h0", "h1", "w0", "w1")]
-    roi_pool_kernel.forward(x, cache["batch"], *edges, x.dtype.type(-FLT_MAX), y_gpu, argmax)
+    bad = np.zeros(1, np.int32)
+    roi_pool_kernel.forward(x, rois, x.dtype.type(1 / 8), y_gpu, argmax, bad)
     dx_gpu = np.zeros_like(x)
-    roi_pool_kernel.backward(dy, argmax, cache["batch"], dx_gpu)
+    roi_pool_kernel.backward(dy, argmax, rois, dx_gpu)
     # forward: bit for bit; backward: atomics may add shared maxima in another order
     return (_differs("y", y_gpu, y) or _differs("argmax", argmax, cache["argmax"])
+            or _differs("bad", bad, [0])
             or _differs("dx", dx_gpu, roi_pool_backward(dy, cache), exact=False))
+
+
+def check_roi_pool_extreme_edges(dtype):
+    # halves (round away from zero), huge and tiny coordinates, scales that
+    # are not powers of two: the kernel's own bin edges are the CPU's
+    x = np.arange(2 * 2 * 9 * 11, dtype=dtype).reshape(2, 2, 9, 11)
+    rois = np.array([[0, -12, -4, 20, 12], [1, 4, 12, 52, 28], [1, -1e30, -3e20, 3e25, 1e30],
+                     [0, 43.9, 36, 44.1, 36.5], [1, 2.5, -2.5, 6.5, 7.5],
+                     [0, 1e-30, -1e-30, 0.49, 87]], dtype)
+    for scale, size in ((1 / 8, (3, 2)), (0.3, (2, 5)), (1 / 3, 1)):
+        y, cache = roi_pool_forward(x, rois, size, scale)
+        y_gpu, argmax = np.full_like(y, np.nan), np.empty(y.shape, np.int32)
+        bad = np.zeros(1, np.int32)
+        roi_pool_kernel.forward(x, rois, x.dtype.type(scale), y_gpu, argmax, bad)
+        problem = (_differs(f"y scale {scale}", y_gpu, y)
+                   or _differs(f"argmax scale {scale}", argmax, cache["argmax"])
+                   or _differs("bad", bad, [0]))
+        if problem:
+            return problem
+    return None
+
+
+def check_roi_pool_refuses_bad_rows(dtype):
+    x, rois, _ = _roi_inputs(dtype)
+    for k, value in ((0, 2), (0, 0.5), (0, -1), (3, np.nan), (2, np.inf)):
+        bad_rois = rois.copy()
+        bad_rois[4, k] = value
+        y, argmax = np.full((6, 3, 2, 3), np.nan, dtype), np.full((6, 3, 2, 3), 7, np.int32)
+        bad = np.zeros(1, np.int32)
+        roi_pool_kernel.forward(x, bad_rois, x.dtype.type(1 / 8), y, argmax, bad)
+        if bad[0] != 1 or (y[4] != 0).any() or (argmax[4] != -1).any():
+            return f"row 4 with rois[4, {k}] = {value}: bad {bad}, y {y[4]}, argmax {argmax[4]}"
+    return None
 
 
 def check_roi_align(dtype, sampling_ratio, aligned):
     x, rois, dy = _roi_inputs(dtype)
     args = ((2, 3), 1 / 8, sampling_ratio, aligned)
     y, cache = roi_align_forward(x, rois, *args)
-    geometry = _geometry(np, rois, args[0], args[1], sampling_ratio, aligned)
-    y_gpu = np.full_like(y, np.nan)
-    roi_align_kernel.forward(x, cache["batch"], geometry, y_gpu)
+    params = (1 / 8, sampling_ratio, aligned, 1 << 16)
+    y_gpu, bad = np.full_like(y, np.nan), np.zeros(1, np.int32)
+    roi_align_kernel.forward(x, rois, *params, y_gpu, bad)
     dx_gpu = np.zeros_like(x)
-    roi_align_kernel.backward(dy, cache["batch"], geometry, dx_gpu)
+    roi_align_kernel.backward(dy, rois, *params, dx_gpu)
     # forward: bit for bit; backward: atomics may add in another order
-    return _differs("y", y_gpu, y) or _differs("dx", dx_gpu, roi_align_backward(dy, cache),
-                                                 exact=False)
+    return (_differs("y", y_gpu, y) or _differs("bad", bad, [0])
+            or _differs("dx", dx_gpu, roi_align_backward(dy, cache), exact=False))
+
+
+def check_roi_align_refuses_bad_rows(dtype):
+    x, rois, dy = _roi_inputs(dtype)
+    for k, value, limit in ((0, 2, 1 << 16), (0, 0.5, 1 << 16), (3, np.nan, 1 << 16),
+                            (1, -np.inf, 1 << 16), (3, 100, 2)):  # the last: grid over 2
+        bad_rois = rois.copy()
+        bad_rois[4, 1:] = [0, 0, 4, 4]
+        bad_rois[4, k] = value
+        y, bad = np.full((6, 3, 2, 3), np.nan, dtype), np.zeros(1, np.int32)
+        roi_align_kernel.forward(x, bad_rois, 1 / 8, 0, True, limit, y, bad)
+        dx = np.zeros_like(x)
+        roi_align_kernel.backward(dy * (np.arange(6) == 4)[:, None, None, None], bad_rois,
+                                  1 / 8, 0, True, limit, dx)
+        if bad[0] != 1 or (y[4] != 0).any() or dx.any():
+            return f"row 4 with rois[4, {k}] = {value}: bad {bad}, y {y[4]}, dx {dx.any()}"
+    return None
 
 
 def check_max_pool(dtype, kernel, stride):
@@ -141,9 +191,14 @@ CHECKS = {
     "nms_zero_and_one_box": check_nms_sizes,
     "roi_pool_float32": lambda: check_roi_pool(np.float32),
     "roi_pool_float64": lambda: check_roi_pool(np.float64),
+    "roi_pool_extreme_edges_float32": lambda: check_roi_pool_extreme_edges(np.float32),
+    "roi_pool_extreme_edges_float64": lambda: check_roi_pool_extreme_edges(np.float64),
+    "roi_pool_refuses_bad_rows": lambda: check_roi_pool_refuses_bad_rows(np.float32),
     "roi_align_float32_fixed_aligned": lambda: check_roi_align(np.float32, 2, True),
     "roi_align_float64_adaptive_unaligned": lambda: check_roi_align(np.float64, 0, False),
     "roi_align_float32_adaptive_aligned": lambda: check_roi_align(np.float32, -1, True),
+    "roi_align_float64_fixed_unaligned": lambda: check_roi_align(np.float64, 3, False),
+    "roi_align_refuses_bad_rows": lambda: check_roi_align_refuses_bad_rows(np.float32),
 }
 
 

@@ -46,14 +46,23 @@ def _nms_keep(mask, keep):
             removed |= mask[i]
 
 
-def _pool_forward(x, batch, h0, h1, w0, w1, lowest, zero, y, argmax):
+def _pool_forward(x, rois, scale, lowest, y, argmax, bad):
+    try:
+        cpu_pool.check_roi_values(rois, x.shape[0])
+    except ValueError:
+        bad[0] = 1  # the kernel's flag; the layer then raises the CPU's error
+        return
+    pooled_h, pooled_w = y.shape[2:]
+    h0, h1 = cpu_pool._bin_edges(np, rois[:, 2], rois[:, 4], scale, pooled_h, x.shape[2])
+    w0, w1 = cpu_pool._bin_edges(np, rois[:, 1], rois[:, 3], scale, pooled_w, x.shape[3])
     x_nhwc = np.ascontiguousarray(x.transpose(0, 2, 3, 1))
-    cpu_pool._pool_forward_kernel(x_nhwc, batch, h0, h1, w0, w1, y, argmax)
+    cpu_pool._pool_forward_kernel(x_nhwc, rois[:, 0].astype(np.int64), h0, h1, w0, w1,
+                                  y, argmax)
 
 
-def _pool_backward(dy, argmax, batch, dx):
+def _pool_backward(dy, argmax, rois, dx):
     flat = np.zeros((dx.shape[0], dx.shape[1], dx.shape[2] * dx.shape[3]), dx.dtype)
-    cpu_pool._pool_backward_kernel(dy, argmax, batch, flat)
+    cpu_pool._pool_backward_kernel(dy, argmax, rois[:, 0].astype(np.int64), flat)
     dx += flat.reshape(dx.shape)
 
 
@@ -67,23 +76,32 @@ def _max_pool_backward(dy, arg, kh, kw, sh, sw, zero, dx):
     dx[...] = max_pool2d_backward(dy, (arg, dx.shape, (kh, kw), (sh, sw)))
 
 
-def _tables(dx_or_x, y1, x1, bin_h, bin_w, grid_h, grid_w, pooled):
-    H, W = dx_or_x.shape[2:]
-    return (cpu_align._axis_table(y1, bin_h, grid_h, pooled[0], H),
-            cpu_align._axis_table(x1, bin_w, grid_w, pooled[1], W))
+def _tables(x, rois, scale, ratio, aligned, max_grid, pooled):
+    """The CPU's geometry and tap tables, or None where the kernel would
+    refuse a row (its flag)."""
+    try:
+        cpu_align.check_roi_values(rois, x.shape[0])
+        g = cpu_align._tables(rois, pooled, scale, ratio, aligned, *x.shape[2:])
+    except ValueError:
+        return None
+    return g, rois[:, 0].astype(np.int64)
 
 
-def _align_forward(x, batch, y1, x1, bin_h, bin_w, grid_h, grid_w, count, y):
-    ytab, xtab = _tables(x, y1, x1, bin_h, bin_w, grid_h, grid_w, y.shape[2:])
-    x_nhwc = np.ascontiguousarray(x.transpose(0, 2, 3, 1))
-    cpu_align._align_forward_kernel(x_nhwc, batch, grid_h, grid_w, count, ytab, xtab, y)
+def _align_forward(x, rois, scale, offset, ratio, aligned, max_grid, y, bad):
+    tabs = _tables(x, rois, scale, ratio, aligned, max_grid, y.shape[2:])
+    if tabs is None:
+        bad[0] = 1
+        return
+    (g, batch), x_nhwc = tabs, np.ascontiguousarray(x.transpose(0, 2, 3, 1))
+    cpu_align._align_forward_kernel(x_nhwc, batch, g["grid_h"], g["grid_w"], g["count"],
+                                    g["y"], g["x"], y)
 
 
-def _align_backward(dy, batch, y1, x1, bin_h, bin_w, grid_h, grid_w, dx):
-    ytab, xtab = _tables(dx, y1, x1, bin_h, bin_w, grid_h, grid_w, dy.shape[2:])
+def _align_backward(dy, rois, scale, offset, ratio, aligned, max_grid, dx):
+    g, batch = _tables(dx, rois, scale, ratio, aligned, max_grid, dy.shape[2:])
     dx_nhwc = np.zeros(dx.shape[:1] + dx.shape[2:] + dx.shape[1:2], dx.dtype)
-    cpu_align._align_backward_kernel(np.ascontiguousarray(dy), batch, grid_h, grid_w,
-                                     ytab, xtab, 16, dx_nhwc)
+    cpu_align._align_backward_kernel(np.ascontiguousarray(dy), batch, g["grid_h"],
+                                     g["grid_w"], g["y"], g["x"], 16, dx_nhwc)
     dx += dx_nhwc.transpose(0, 3, 1, 2)
 
 
@@ -113,7 +131,7 @@ def gpu(monkeypatch):
 
 
 #: host waits (0-d reads) of one training step of the tiny model on 2 images
-SCALARS_PER_STEP = {"roi_pool": 6, "roi_align": 6, "crop_pool": 6}
+SCALARS_PER_STEP = {"roi_pool": 4, "roi_align": 4, "crop_pool": 6}
 
 
 def _host(tree):
@@ -139,9 +157,9 @@ def test_training_step_on_the_gpu_path_equals_the_cpu_and_stays_on_the_device(
     got = dev.forward_train(images, targets, rng=np.random.default_rng(5))
     dev.backward()
     # one array crossed to the host, the stacked losses for the progress
-    # bar; otherwise only scalars: sizes of the sampled sets, the RoIs' batch
-    # indices (checked at once: a bad one would read out of bounds), and one
-    # read of all the other value checks (checks.deferred_device_checks).
+    # bar; otherwise only scalars: sizes of the sampled sets and one read of
+    # all the value checks (checks.deferred_device_checks), those of the RoI
+    # layers included (their kernels never read with a refused row).
     # A new host wait in the step fails here.
     assert fakecupy.TRANSFERS["arrays"] == 1
     assert fakecupy.TRANSFERS["scalars"] <= SCALARS_PER_STEP[crop_method], \
@@ -170,11 +188,38 @@ def test_detect_on_the_gpu_path_equals_the_cpu(gpu):
     got = dev.detect(images, score_threshold=0.0)
     # detections cross once: boxes, scores and labels of each image
     assert fakecupy.TRANSFERS["arrays"] == 3 * len(images)
-    assert fakecupy.TRANSFERS["scalars"] <= 3, dict(fakecupy.TRANSFERS)  # no new host waits
+    assert fakecupy.TRANSFERS["scalars"] <= 1, dict(fakecupy.TRANSFERS)  # no new host waits
     for g, w in zip(got, want):
         assert isinstance(g["boxes"], np.ndarray)
         for key in ("boxes", "scores", "labels"):
             np.testing.assert_array_equal(g[key], w[key])
+
+
+@pytest.mark.parametrize("layer", ["roi_pool", "roi_align"])
+@pytest.mark.parametrize("deferred", [False, True])
+def test_a_roi_the_cpu_refuses_raises_the_cpus_error_on_the_gpu_path(gpu, layer, deferred):
+    from minirpn.checks import deferred_device_checks
+    from minirpn.nn import functional as F
+    cupy = sys.modules["cupy"]
+    forward = getattr(F, f"{layer}_forward")
+    x = cupy.asarray(np.ones((1, 2, 5, 5), np.float32))
+    good = np.array([[0, 0, 0, 40, 40], [0, 8, 8, 60, 70]], np.float32)
+    cases = [(1, 0, 1.0, r"rois\[:, 0\] must be an integral batch index in \[0, 1\); row 1"),
+             (0, 3, np.nan, "rois must be finite; row 0")]
+    if layer == "roi_align":
+        cases.append((1, 3, 1e9, "rois row 1 needs an adaptive sampling grid"))
+    kw = {"sampling_ratio": 0} if layer == "roi_align" else {}
+    for row, col, value, message in cases:
+        rois = good.copy()
+        rois[row, col] = value
+        with pytest.raises(ValueError, match=message):
+            if deferred:
+                with deferred_device_checks():  # raised on leaving
+                    forward(x, cupy.asarray(rois), 3, 1 / 16, **kw)
+            else:
+                forward(x, cupy.asarray(rois), 3, 1 / 16, **kw)
+    y, cache = forward(x, cupy.asarray(good), 3, 1 / 16, **kw)  # the flag stays clear
+    assert float(y.sum()) > 0
 
 
 def test_ops_dispatch_to_the_gpu_kernels_with_cpu_results(gpu):

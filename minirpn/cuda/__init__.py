@@ -6,8 +6,10 @@ runs them (conv is im2col + a cuBLAS matmul). Four ops need kernels because
 a few xp expressions cannot say them efficiently:
 
 - :mod:`.nms_kernel`: greedy NMS as torchvision's bitmask algorithm;
-- :mod:`.roi_pool_kernel`: RoI max pooling, forward and backward (atomics);
-- :mod:`.roi_align_kernel`: RoI Align, forward and backward (atomics);
+- :mod:`.roi_pool_kernel`: RoI max pooling, forward and backward (atomics),
+  each thread computing its bin from the RoI row as torchvision's kernel;
+- :mod:`.roi_align_kernel`: RoI Align, forward and backward (atomics), the
+  same way; both flag rows the CPU would refuse instead of reading them;
 - :mod:`.max_pool_kernel`: 2-D max pooling, forward and (gather) backward,
   one launch each instead of a dozen CuPy ops and a host wait.
 
@@ -21,7 +23,9 @@ Keeping numba.cuda has one cost: numba-cuda (up to 0.30.4) still asks numpy
 for ``row_stack``, which numpy 2.5 removed; :mod:`.launch` restores that
 alias of ``vstack`` before numba.cuda is first imported, where it is missing.
 
-What crosses to the host: nothing in these kernels. NMS keeps its mask and
+What crosses to the host: nothing in these kernels. (The RoI layers read
+their kernels' one-element "bad row" flag: at once outside a training step,
+with the step's other checks inside one.) NMS keeps its mask and
 its sequential walk on the device; the callers read a few scalars (sizes of
 index sets; the validation flags of a training step are read once, at its
 end: :func:`minirpn.checks.deferred_device_checks`), never arrays.

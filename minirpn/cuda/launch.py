@@ -14,7 +14,10 @@ import os
 import sys
 import warnings
 
+import numpy
+
 __all__ = ["numba_cuda", "simulated", "launch", "blocks_for", "mul_rn",
+           "float_floor", "float_ceil", "float_trunc", "contiguous",
            "THREADS", "GPU_INSTALL"]
 
 #: What to install for the GPU backend (the ``gpu`` extra of setup.cfg).
@@ -117,7 +120,7 @@ def numba_cuda():
     cuda = _import_numba_cuda()
     if not simulated():
         _check_nvvm(cuda)
-        _register_mul_rn()
+        _register_exact()
         # NMS walks its mask in one block, by design: numba's "grid size
         # will likely result in GPU under-utilization" says nothing new
         warnings.filterwarnings("ignore", message="Grid size .* under-utilization")
@@ -189,10 +192,38 @@ def mul_rn(a, b):
     return a * b
 
 
-def _register_mul_rn():
+def float_floor(v):
+    """``floor(v)`` in v's own float dtype (NaN, inf and values beyond
+    int64 included), as numpy's ``floor``; on a device libdevice's
+    ``floorf``/``floor``. numba's ``math.floor`` returns an int64 instead,
+    which would not round like the CPU's float arithmetic at the extremes."""
+    return type(v)(numpy.floor(v))
+
+
+def float_ceil(v):
+    """``ceil(v)`` in v's own float dtype: see :func:`float_floor`."""
+    return type(v)(numpy.ceil(v))
+
+
+def float_trunc(v):
+    """``trunc(v)`` (towards zero) in v's own float dtype: see :func:`float_floor`."""
+    return type(v)(numpy.trunc(v))
+
+
+def contiguous(xp, x):
+    """``x`` itself when C-contiguous (no CuPy call), else a contiguous copy."""
+    return x if x.flags.c_contiguous else xp.ascontiguousarray(x)
+
+
+def _register_exact():
     from numba.core import types
     from numba.core.extending import overload
     from numba.cuda import libdevice
+
+    for fn, single, double in ((float_floor, libdevice.floorf, libdevice.floor),
+                               (float_ceil, libdevice.ceilf, libdevice.ceil),
+                               (float_trunc, libdevice.truncf, libdevice.trunc)):
+        _overload_unary(overload, types, fn, single, double)
 
     @overload(mul_rn, target="cuda")
     def _mul_rn_cuda(a, b):
@@ -201,3 +232,13 @@ def _register_mul_rn():
         if a == types.float64 and b == types.float64:
             return lambda a, b: libdevice.dmul_rn(a, b)
         return None  # mixed or integer operands: a typing error, by design
+
+
+def _overload_unary(overload, types, fn, single, double):
+    @overload(fn, target="cuda")
+    def _on_device(v):
+        if v == types.float32:
+            return lambda v: single(v)
+        if v == types.float64:
+            return lambda v: double(v)
+        return None

@@ -18,10 +18,12 @@ import numba
 import numpy as np
 
 from ..backend import get_array_module, is_cupy_array
-from ..checks import check_array, check_float_array, check_same_dtype, first_bad_row
+from ..checks import (check_array, check_float_array, check_same_dtype, deferrable,
+                      first_bad_row, passes)
 from ..jit import njit
 
 __all__ = ["on_gpu", "kernel_threads", "transpose_into", "check_roi_inputs", "output_pair",
+           "check_roi_shapes", "check_roi_values",
            "check_spatial_scale", "check_sampling_ratio", "check_aligned", "check_upstream",
            "check_forward_args", "check_backward_args",
            "round_half_away", "FLT_MAX",
@@ -85,7 +87,16 @@ def transpose_into(src, dst):
 
 
 def check_roi_inputs(features, rois):
-    """Check features (N, C, H, W) and rois (R, 5); return (N, C, H, W)."""
+    """Check features (N, C, H, W) and rois (R, 5), values included;
+    return (N, C, H, W)."""
+    shape = check_roi_shapes(features, rois)
+    check_roi_values(rois, shape[0])
+    return shape
+
+
+def check_roi_shapes(features, rois):
+    """The host-side part of :func:`check_roi_inputs` (ranks, shapes and
+    dtypes; no value of the arrays is read); return (N, C, H, W)."""
     check_float_array(features, "features", ndim=4)
     if features.dtype not in (np.float32, np.float64):
         raise TypeError(f"features must be float32 or float64, got {features.dtype}")
@@ -94,6 +105,20 @@ def check_roi_inputs(features, rois):
         raise ValueError(f"features must have H >= 1 and W >= 1, got shape {features.shape}")
     check_array(rois, "rois", shape=(None, 5))
     check_same_dtype("features", features, rois=rois)
+    return n, c, h, w
+
+
+@deferrable
+def check_roi_values(rois, n, flag=None):
+    """Require finite rois whose column 0 is an integral batch index in [0, n).
+
+    ``flag`` (1,) int32, on the GPU: set nonzero by a kernel that met a row
+    failing these checks (and never read features with it); while it is 0
+    nothing else is computed, and inside
+    :func:`minirpn.checks.deferred_device_checks` it is only queued.
+    """
+    if flag is not None and passes(flag[0] == 0):
+        return
     xp = get_array_module(rois)
     bad = first_bad_row(~xp.isfinite(rois).all(axis=1))
     if bad is not None:
@@ -103,7 +128,6 @@ def check_roi_inputs(features, rois):
     if bad is not None:
         raise ValueError(f"rois[:, 0] must be an integral batch index in [0, {n}); "
                          f"row {bad} has {float(b[bad])!r}")
-    return n, c, h, w
 
 
 def output_pair(output_size):
@@ -160,10 +184,16 @@ def check_upstream(dy, shape, dtype):
 def check_forward_args(features, rois, output_size, spatial_scale):
     """The checks that open both layers' forwards, in order: one device
     (:func:`on_gpu`), features and rois, output_size, spatial_scale.
-    Returns (gpu flag, (N, C, H, W), (PH, PW), scale as float)."""
+    Returns (gpu flag, (N, C, H, W), (PH, PW), scale as float).
+
+    On the GPU the values of ``rois`` are not read here: the kernels check
+    each row they use and the layer then calls :func:`check_roi_values`
+    with their flag (one device read, or none inside a training step)."""
     gpu = on_gpu(("features", features), ("rois", rois))
-    return (gpu, check_roi_inputs(features, rois), output_pair(output_size),
-            check_spatial_scale(spatial_scale))
+    shape = check_roi_shapes(features, rois)
+    if not gpu:
+        check_roi_values(rois, shape[0])
+    return gpu, shape, output_pair(output_size), check_spatial_scale(spatial_scale)
 
 
 def check_backward_args(dy, cached, shape, dtype):

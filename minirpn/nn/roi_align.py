@@ -30,16 +30,19 @@ numba kernels combine them: forward parallel over RoIs with the innermost loop
 over contiguous channels, backward parallel over blocks of channels (threads
 own disjoint channels: no atomics, and every element sums its terms in
 torchvision's order).
-CuPy arrays: ``_geometry`` on the device, then :mod:`minirpn.cuda.roi_align_kernel`
-(forward: the numba result to the bit; backward: atomics, equal up to rounding).
+CuPy arrays: one launch of :mod:`minirpn.cuda.roi_align_kernel` each way, each
+thread computing its RoI's geometry with ``_geometry``'s rules (forward: the
+numba result to the bit; backward: atomics, equal up to rounding).
 """
 import numba
 import numpy as np
 
 from ..backend import get_array_module
 from ..jit import njit
+from ..checks import deferrable, passes
 from ._roi_common import (check_aligned, check_backward_args, check_forward_args,
-                          check_sampling_ratio, kernel_threads, transpose_into)
+                          check_roi_values, check_sampling_ratio, kernel_threads,
+                          transpose_into)
 
 __all__ = ["roi_align_forward", "roi_align_backward"]
 
@@ -196,17 +199,37 @@ def _add_tap(dst, g, weight, n_samples):
         dst[c] += g[c] * weight / n_samples  # torchvision's (g * w) / count
 
 
-def _forward_gpu(features, rois, batch, pooled, scale, sampling_ratio, aligned):
-    """roi_align_forward on CuPy arrays: geometry with xp, then the kernel."""
+def _forward_gpu(features, rois, pooled, scale, sampling_ratio, aligned):
+    """roi_align_forward on CuPy arrays: one kernel, which computes each
+    RoI's geometry itself (``_geometry``'s rules, bit for bit) and flags
+    rows the CPU would refuse; no other device work but two allocations
+    and the flag's check."""
     from ..cuda import roi_align_kernel  # imports numba.cuda: GPU path only
+    from ..cuda.launch import contiguous
     xp = get_array_module(features)
-    geometry = _geometry(xp, rois, pooled, scale, sampling_ratio, aligned)
     y = xp.empty((rois.shape[0], features.shape[1]) + pooled, features.dtype)
+    params = (scale, sampling_ratio, aligned, _MAX_GRID)
     if y.size:
-        roi_align_kernel.forward(xp.ascontiguousarray(features), batch, geometry, y)
-    cache = {"batch": batch, "geometry": geometry, "features_shape": features.shape,
+        bad = xp.zeros(1, np.int32)
+        roi_align_kernel.forward(contiguous(xp, features), rois, *params, y, bad)
+        _check_gpu_rows(rois, features.shape[0], pooled, scale, sampling_ratio, aligned, bad)
+    else:
+        check_roi_values(rois, features.shape[0])
+        _geometry(xp, rois, pooled, scale, sampling_ratio, aligned)  # the grid check
+    cache = {"rois": rois, "params": params, "features_shape": features.shape,
              "output_shape": y.shape, "dtype": features.dtype}
     return y, cache
+
+
+@deferrable
+def _check_gpu_rows(rois, n, pooled, scale, sampling_ratio, aligned, flag):
+    """Raise the CPU's error for the rows the kernel refused (``flag`` (1,)
+    int32 nonzero), in the CPU's order: values, then the adaptive grid."""
+    if passes(flag[0] == 0):
+        return
+    check_roi_values(rois, n)
+    _geometry(get_array_module(rois), rois, pooled, scale, sampling_ratio, aligned)
+    raise ValueError("rois: the GPU kernel refused a row that passes the checks")
 
 
 def roi_align_forward(features, rois, output_size=(7, 7), spatial_scale=1 / 16,
@@ -238,10 +261,10 @@ def roi_align_forward(features, rois, output_size=(7, 7), spatial_scale=1 / 16,
     y : ndarray, (R, C, PH, PW), features' dtype
         Mean of each bin's bilinear samples.
     cache : dict
-        For :func:`roi_align_backward`: ``batch`` (R,) int64, ``tables`` (the
-        per-RoI grid, count and row/column taps; on CuPy ``geometry``, the
-        per-RoI start, bin size, grid and count), ``features_shape``,
-        ``output_shape`` and ``dtype``.
+        For :func:`roi_align_backward`: ``features_shape``, ``output_shape``
+        and ``dtype``; on numpy ``batch`` (R,) int64 and ``tables`` (the
+        per-RoI grid, count and row/column taps), on CuPy ``rois`` (the
+        input) and ``params`` (scale, sampling ratio, aligned, grid limit).
 
     Raises
     ------
@@ -253,9 +276,9 @@ def roi_align_forward(features, rois, output_size=(7, 7), spatial_scale=1 / 16,
                                                           spatial_scale)
     sampling_ratio = check_sampling_ratio(sampling_ratio)
     aligned = check_aligned(aligned)
-    batch = rois[:, 0].astype(np.int64)
     if gpu:
-        return _forward_gpu(features, rois, batch, pooled, scale, sampling_ratio, aligned)
+        return _forward_gpu(features, rois, pooled, scale, sampling_ratio, aligned)
+    batch = rois[:, 0].astype(np.int64)
     tabs = _tables(rois, pooled, scale, sampling_ratio, aligned, h, w)
     y = np.empty((len(rois), c) + pooled, features.dtype)  # the kernel sets all
     if y.size:
@@ -285,12 +308,15 @@ def roi_align_backward(dy, cache):
         Each sample's share ``dy * w / count`` summed onto its 4 taps.
     """
     n, c, h, w = cache["features_shape"]
-    gpu = check_backward_args(dy, cache["batch"], cache["output_shape"], cache["dtype"])
+    gpu = check_backward_args(dy, cache["rois"] if "rois" in cache else cache["batch"],
+                              cache["output_shape"], cache["dtype"])
     if gpu:
         from ..cuda import roi_align_kernel
+        from ..cuda.launch import contiguous
         xp = get_array_module(dy)
         dx = xp.zeros((n, c, h, w), dy.dtype)  # the atomics add into it
-        roi_align_kernel.backward(xp.ascontiguousarray(dy), cache["batch"], cache["geometry"], dx)
+        if dy.size:
+            roi_align_kernel.backward(contiguous(xp, dy), cache["rois"], *cache["params"], dx)
         return dx
     tabs, batch = cache["tables"], cache["batch"]
     dx = np.zeros((n, h, w, c), dy.dtype)

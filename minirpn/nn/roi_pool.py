@@ -25,19 +25,20 @@ the functions here are numba kernels with the same results. Every float step
 of the bin geometry is done in the input's dtype, as torchvision does, so
 float32 bin edges match it exactly.
 
-CuPy arrays: the bin edges are computed by the same ``_bin_edges`` on the
-device, then :mod:`minirpn.cuda.roi_pool_kernel` takes the maxima (one thread
-per output, identical to the numba kernel) and scatters the gradient with
-atomic adds (one thread per output, as torchvision's CUDA kernel: equal to
-the numba kernel's up to the order of adds where maxima are shared).
+CuPy arrays: one launch of :mod:`minirpn.cuda.roi_pool_kernel` each way, as
+torchvision's CUDA kernels: each thread computes its own bin's edges with
+``_bin_edges``'s rules and rounding and takes the maximum (identical to the
+numba kernel), and the backward scatters the gradient with atomic adds at
+the forward's argmax (equal to the numba kernel's up to the order of adds
+where maxima are shared).
 """
 import numba
 import numpy as np
 
 from ..backend import get_array_module
 from ..jit import njit
-from ._roi_common import (FLT_MAX, check_backward_args, check_forward_args, kernel_threads,
-                          transpose_into)
+from ._roi_common import (FLT_MAX, check_backward_args, check_forward_args,
+                          check_roi_values, kernel_threads, transpose_into)
 
 __all__ = ["roi_pool_forward", "roi_pool_backward"]
 
@@ -148,9 +149,10 @@ def roi_pool_forward(features, rois, output_size=(7, 7), spatial_scale=1 / 16):
         Max of each bin; 0 for bins that lie off the map.
     cache : dict
         For :func:`roi_pool_backward`: ``argmax`` (R, C, PH, PW) int32 (flat
-        index ``h * W + w`` of each maximum, -1 for empty bins), ``batch``
-        (R,) int64, the bin edges ``h0, h1`` (R, PH) and ``w0, w1`` (R, PW)
-        int32, ``features_shape`` and ``dtype``.
+        index ``h * W + w`` of each maximum, -1 for empty bins),
+        ``features_shape`` and ``dtype``; on numpy also ``batch`` (R,) int64
+        and the bin edges ``h0, h1`` (R, PH) and ``w0, w1`` (R, PW) int32, on
+        CuPy ``rois`` (the input, for the batch indices).
 
     Raises
     ------
@@ -160,23 +162,42 @@ def roi_pool_forward(features, rois, output_size=(7, 7), spatial_scale=1 / 16):
     """
     gpu, (n, c, h, w), (pooled_h, pooled_w), scale = check_forward_args(
         features, rois, output_size, spatial_scale)
-    xp = get_array_module(features)
-    h0, h1 = _bin_edges(xp, rois[:, 2], rois[:, 4], scale, pooled_h, h)
-    w0, w1 = _bin_edges(xp, rois[:, 1], rois[:, 3], scale, pooled_w, w)
+    if gpu:
+        return _forward_gpu(features, rois, (pooled_h, pooled_w), scale)
+    h0, h1 = _bin_edges(np, rois[:, 2], rois[:, 4], scale, pooled_h, h)
+    w0, w1 = _bin_edges(np, rois[:, 1], rois[:, 3], scale, pooled_w, w)
     batch = rois[:, 0].astype(np.int64)
-    y = xp.empty((len(rois), c, pooled_h, pooled_w), features.dtype)  # kernel sets all
-    argmax = xp.empty(y.shape, np.int32)
-    if y.size and gpu:
-        from ..cuda import roi_pool_kernel  # imports numba.cuda: GPU path only
-        roi_pool_kernel.forward(xp.ascontiguousarray(features), batch, h0, h1, w0, w1,
-                                features.dtype.type(-FLT_MAX), y, argmax)
-    elif y.size:
+    y = np.empty((len(rois), c, pooled_h, pooled_w), features.dtype)  # kernel sets all
+    argmax = np.empty(y.shape, np.int32)
+    if y.size:
         # channels-last once per call, so the kernel's inner loop is contiguous
         x_nhwc = np.ascontiguousarray(features.transpose(0, 2, 3, 1))
         with kernel_threads(y.size):
             _pool_forward_kernel(x_nhwc, batch, h0, h1, w0, w1, y, argmax)
     cache = {"argmax": argmax, "batch": batch, "h0": h0, "h1": h1, "w0": w0, "w1": w1,
              "features_shape": features.shape, "dtype": features.dtype}
+    return y, cache
+
+
+def _forward_gpu(features, rois, pooled, scale):
+    """roi_pool_forward on CuPy arrays: one kernel, which computes each
+    bin's edges itself (the CPU's ``_bin_edges``, bit for bit) and flags
+    rows the CPU would refuse; no other device work but three allocations
+    and the flag's check."""
+    from ..cuda import roi_pool_kernel  # imports numba.cuda: GPU path only
+    from ..cuda.launch import contiguous
+    xp = get_array_module(features)
+    y = xp.empty((rois.shape[0], features.shape[1]) + pooled, features.dtype)
+    argmax = xp.empty(y.shape, np.int32)
+    if y.size:
+        bad = xp.zeros(1, np.int32)
+        roi_pool_kernel.forward(contiguous(xp, features), rois,
+                                features.dtype.type(scale), y, argmax, bad)
+        check_roi_values(rois, features.shape[0], flag=bad)
+    else:
+        check_roi_values(rois, features.shape[0])
+    cache = {"argmax": argmax, "rois": rois, "features_shape": features.shape,
+             "dtype": features.dtype}
     return y, cache
 
 
@@ -196,17 +217,19 @@ def roi_pool_backward(dy, cache):
         Each ``dy`` entry added to the element its bin's maximum came from
         (summed where bins or RoIs share a maximum); zero elsewhere.
     """
-    argmax, batch = cache["argmax"], cache["batch"]
+    argmax = cache["argmax"]
     gpu = check_backward_args(dy, argmax, argmax.shape, cache["dtype"])
     n, c, h, w = cache["features_shape"]
     if gpu:
         from ..cuda import roi_pool_kernel
+        from ..cuda.launch import contiguous
         xp = get_array_module(dy)
         dx = xp.zeros((n, c, h, w), dy.dtype)  # the kernel adds into it
-        roi_pool_kernel.backward(xp.ascontiguousarray(dy), argmax, batch, dx)
+        if dy.size:
+            roi_pool_kernel.backward(contiguous(xp, dy), argmax, cache["rois"], dx)
         return dx
     dx = np.zeros((n, c, h * w), dy.dtype)
     if dy.size:
         with kernel_threads(dy.size):
-            _pool_backward_kernel(np.ascontiguousarray(dy), argmax, batch, dx)
+            _pool_backward_kernel(np.ascontiguousarray(dy), argmax, cache["batch"], dx)
     return dx.reshape(n, c, h, w)

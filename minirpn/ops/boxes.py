@@ -55,12 +55,14 @@ def check_boxes(boxes, name):
         raise TypeError(
             f"{name} must be float32 or float64, got dtype {boxes.dtype}")
     xp = get_array_module(boxes)
-    # Fast path: three whole-array reductions (a per-row .all(axis=1)
+    # Fast path: two whole-array reductions (a per-row .all(axis=1)
     # costs 0.5 ms on 20000 boxes, more than box_iou itself), combined on
-    # the device so that a GPU waits for one flag, not three (and, in a
+    # the device so that a GPU waits for one flag, not two (and, in a
     # training step or detect, for none: checks.deferred_device_checks).
-    if passes(xp.isfinite(boxes).all() & ~(boxes[:, 2] < boxes[:, 0]).any()
-              & ~(boxes[:, 3] < boxes[:, 1]).any()):
+    # (x2, y2) >= (x1, y1) in one comparison of the two column pairs: on a
+    # GPU each CuPy call costs host time, and this check runs ~16 times a
+    # step; 5 device ops instead of 10, 2 reductions instead of 3.
+    if passes(xp.isfinite(boxes).all() & (boxes[:, 2:] >= boxes[:, :2]).all()):
         return boxes
     finite = xp.isfinite(boxes).all(axis=1)
     x_ok = boxes[:, 2] >= boxes[:, 0]          # False for NaN too

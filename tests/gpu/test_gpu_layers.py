@@ -195,3 +195,19 @@ def test_anchor_labels_and_roi_samples_are_identical_for_a_seed(cp, dtype):
     np.testing.assert_array_equal(got.source.get(), want.source)
     np.testing.assert_array_equal(got.labels.get(), want.labels)
     assert_close(got.bbox_targets, want.bbox_targets, dtype, "proposal targets")
+
+
+@pytest.mark.parametrize("layer", ["roi_pool", "roi_align"])
+def test_a_refused_roi_raises_the_cpus_error(cp, layer):
+    # the kernels check each RoI row themselves and flag the bad ones
+    from minirpn.checks import deferred_device_checks
+    forward = getattr(F, f"{layer}_forward")
+    x = cp.ones((1, 2, 5, 5), cp.float32)
+    rois = np.array([[0, 0, 0, 40, 40], [1, 8, 8, 60, 70]], np.float32)
+    with pytest.raises(ValueError, match=r"integral batch index in \[0, 1\); row 1"):
+        forward(x, cp.asarray(rois), 3, 1 / 16)
+    with pytest.raises(ValueError, match=r"integral batch index in \[0, 1\); row 1"):
+        with deferred_device_checks():
+            forward(x, cp.asarray(rois), 3, 1 / 16)
+    y, _ = forward(x, cp.asarray(rois[:1]), 3, 1 / 16)
+    assert float(y.sum()) == 2 * 3 * 3  # a clear flag: every bin of the ones is 1
