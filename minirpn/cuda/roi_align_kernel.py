@@ -26,23 +26,12 @@ samples sit at real-valued points, clamped at the border), far more work
 than the scatter. The price: float additions land in an order that varies
 from run to run, so gradients match the CPU's to rounding, not to the bit.
 """
-from .device import unravel4
-from .launch import THREADS, blocks_for, float_ceil, float_floor, launch, mul_rn, numba_cuda
+from .device import roi_row_ok, unravel4
+from .launch import THREADS, blocks_for, float_ceil, launch, mul_rn, numba_cuda
 
 __all__ = ["forward", "backward"]
 
 cuda = numba_cuda()
-
-
-@cuda.jit(device=True)
-def _row_ok(rois, r, n):
-    """Whether RoI r is finite with an integral batch index in [0, n)."""
-    for k in range(5):
-        v = rois[r, k]
-        if not (v - v == 0):  # inf - inf and NaN - NaN are NaN
-            return False
-    b = rois[r, 0]
-    return b == float_floor(b) and b >= 0 and b < n
 
 
 @cuda.jit(device=True)
@@ -90,7 +79,7 @@ def _geometry(x, rois, r, scale, offset, pooled_h, pooled_w, ratio, aligned, max
                                     aligned, max_grid)
     x1, bin_w, grid_w, ok_w = _axis(rois, r, 1, 3, scale, offset, pooled_w, ratio,
                                     aligned, max_grid)
-    ok = ok_h and ok_w and _row_ok(rois, r, x.shape[0])
+    ok = ok_h and ok_w and roi_row_ok(rois, r, x.shape[0])
     return y1, bin_h, grid_h, x1, bin_w, grid_w, ok
 
 

@@ -26,7 +26,7 @@ from the CPU's in the last bit.
 """
 import numpy as np
 
-from .device import unravel4
+from .device import roi_row_ok, unravel4
 from .launch import (THREADS, blocks_for, float_floor, float_ceil, float_trunc, launch,
                      mul_rn, numba_cuda)
 
@@ -72,18 +72,6 @@ def _clip(v, size):
     return int(v)
 
 
-@cuda.jit(device=True)
-def _row_ok(rois, r, n):
-    """Whether RoI r passes the CPU's checks: finite, batch index an integer
-    in [0, n)."""
-    for k in range(5):
-        v = rois[r, k]
-        if not (v - v == 0):  # inf - inf and NaN - NaN are NaN
-            return False
-    b = rois[r, 0]
-    return b == float_floor(b) and b >= 0 and b < n
-
-
 @cuda.jit
 def _forward_kernel(x, rois, scale, lowest, y, argmax, bad):
     k = cuda.grid(1)
@@ -91,7 +79,7 @@ def _forward_kernel(x, rois, scale, lowest, y, argmax, bad):
         return
     r, c, ph, pw = unravel4(k, y.shape)
     n, height, width = x.shape[0], x.shape[2], x.shape[3]
-    if not _row_ok(rois, r, n):  # never read with it; the caller raises
+    if not roi_row_ok(rois, r, n):  # never read with it; the caller raises
         bad[0] = 1
         y[r, c, ph, pw] = 0
         argmax[r, c, ph, pw] = -1
