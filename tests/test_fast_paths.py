@@ -55,11 +55,17 @@ def test_fast_paths_match_reference(xs, ws, stride, padding, band_bytes, rng,
                                        err_msg=f"{run.__name__}: {name}")
 
 
-def test_numpy_path_caches_x_not_im2col(rng):
+def test_numpy_path_caches_x_not_im2col_past_the_limit(rng, monkeypatch):
     x = rng.standard_normal((1, 4, 16, 16), dtype=np.float32)
     w = rng.standard_normal((8, 4, 3, 3), dtype=np.float32)
-    _, cache = conv.conv2d_forward(x, w, np.zeros(8, np.float32), 1, 1)
-    assert cache[0] == "bands" and cache[1] is x
+    b = np.zeros(8, np.float32)
+    im2col_bytes = (4 * 9 + 1) * 16 * 16 * 4
+    monkeypatch.setattr(conv, "WHOLE_IM2COL_BYTES", im2col_bytes)
+    _, cache = conv.conv2d_forward(x, w, b, 1, 1)
+    assert cache[0] == "im2col" and cache[1].shape == (37, 256)  # small: whole
+    monkeypatch.setattr(conv, "WHOLE_IM2COL_BYTES", im2col_bytes - 1)
+    _, cache = conv.conv2d_forward(x, w, b, 1, 1)
+    assert cache[0] == "bands" and cache[1] is x                 # large: x only
 
 
 # ---------------------------------------------------------------- max-pool

@@ -35,8 +35,9 @@ Three implementations live side by side:
 - :mod:`.conv_naive`: the plain reference (one einsum per kernel offset)
   that the tests compare the others against;
 - this module's whole-matrix im2col above, written against ``xp``: the
-  path of CuPy arrays;
-- :mod:`.conv_bands`: the NumPy path, the same products done one band of
+  path of CuPy arrays, and of NumPy arrays while the matrix is small
+  (``WHOLE_IM2COL_BYTES``);
+- :mod:`.conv_bands`: the NumPy path for large maps, the same products done one band of
   output rows at a time in a reused, cache-sized buffer. It caches only x
   (which the layer before holds anyway) and rebuilds the bands in the
   backward pass, so training memory grows like the activations instead of
@@ -180,6 +181,20 @@ def _from_nchw(dy):
     return xp.ascontiguousarray(dy.transpose(1, 0, 2, 3)).reshape(F, -1)
 
 
+#: Largest im2col matrix (bytes) that NumPy arrays unroll whole and cache for
+#: the backward pass: one BLAS product each way, the fastest route for small
+#: maps (the toy network's layers need 15-20 MB). Larger ones go band by
+#: band through :mod:`.conv_bands`, caching only x, so training memory stays
+#: near the activations (VGG16's conv1_2 at 600x1000 would need 1.4 GB).
+WHOLE_IM2COL_BYTES = 32 << 20
+
+
+def _im2col_bytes(x, w, OH, OW):
+    """Size of the (C*KH*KW + 1, N*OH*OW) im2col matrix of x."""
+    F, C, KH, KW = w.shape
+    return (C * KH * KW + 1) * x.shape[0] * OH * OW * x.itemsize
+
+
 def conv2d_forward(x, w, b, stride=1, padding=0):
     """2-D convolution forward: ``y = w * x + b`` (cross-correlation).
 
@@ -203,10 +218,10 @@ def conv2d_forward(x, w, b, stride=1, padding=0):
     -------
     y : ndarray, (N, F, OH, OW), dtype of x
     cache : tuple
-        What :func:`conv2d_backward` needs: x (not a copy), w and the
-        geometry for NumPy arrays and for 1x1 stride-1 unpadded convs; for
-        other (CuPy) arrays the (C*KH*KW + 1, N*OH*OW) im2col matrix of x,
-        ones in its last row.
+        What :func:`conv2d_backward` needs: for 1x1 stride-1 unpadded convs,
+        and for NumPy arrays whose im2col matrix would exceed
+        ``WHOLE_IM2COL_BYTES``, x (not a copy), w and the geometry; otherwise
+        the (C*KH*KW + 1, N*OH*OW) im2col matrix of x, ones in its last row.
 
     Raises
     ------
@@ -226,7 +241,7 @@ def conv2d_forward(x, w, b, stride=1, padding=0):
         y = xp.matmul(w.reshape(F, C), x.reshape(N, C, H * W))
         y += b[:, None]
         return y.reshape(N, F, H, W), ("1x1", x, w)
-    if isinstance(x, np.ndarray):
+    if isinstance(x, np.ndarray) and _im2col_bytes(x, w, OH, OW) > WHOLE_IM2COL_BYTES:
         y = conv2d_forward_bands(x, w, b, stride, padding, (OH, OW))
         return y, ("bands", x, w, stride, padding, (OH, OW))
     cols = _im2col(x, (KH, KW), stride, padding, (OH, OW))
