@@ -14,7 +14,7 @@ from .backend import get_array_module, is_cupy_array
 
 __all__ = ["check_array", "check_float_array", "check_same_dtype",
            "check_probability", "format_shape", "first_bad_row", "passes",
-           "deferrable", "deferred_device_checks"]
+           "deferrable", "deferred_device_checks", "check_finite_outputs"]
 
 
 def format_shape(shape):
@@ -194,3 +194,14 @@ def deferred_device_checks():
     if _deferred.depth == 0:
         pending, _deferred.pending = _deferred.pending, ()
         _flush(pending)
+
+
+@deferrable
+def check_finite_outputs(loss_name, outputs):
+    """Raise FloatingPointError naming ``loss_name`` if its network
+    ``outputs`` (any shape, float) hold NaN or inf: before any gradient
+    exists, so a diverged run stops with the loss that broke."""
+    xp = get_array_module(outputs)
+    if not passes(xp.isfinite(outputs).all()):
+        raise FloatingPointError(
+            f"loss {loss_name} is not finite: its network outputs contain NaN or inf")

@@ -1,10 +1,8 @@
 """Faster R-CNN: the feature network, the RPN and the detection network.
 
 The model is a :class:`~minirpn.nn.Module` with three children (Ren et al.
-2015, section 3: shared conv layers, RPN, Fast R-CNN detector):
-``backbone``, ``rpn`` and ``roi_head``. Each stage of the
-pipeline is a method of its own, so :meth:`FasterRCNN.forward_train`,
-:meth:`FasterRCNN.detect` and :meth:`FasterRCNN.step_through` are three
+2015, section 3): ``backbone``, ``rpn`` and ``roi_head``. Each stage is a
+method, so ``forward_train``, ``detect`` and ``step_through`` are three
 orderings of the same code:
 
     preprocess -> features -> anchors -> rpn -> proposals
@@ -12,8 +10,8 @@ orderings of the same code:
                -> roi crops -> head -> losses | detections
 
 Training is the paper's approximate joint training (section 3.2): the four
-losses are summed and their gradients flow back through both heads into the
-shared backbone; the proposals are constants (see :mod:`minirpn.roi_head`).
+losses are summed, their gradients flow back through both heads into the
+shared backbone, and the proposals are constants (:mod:`minirpn.roi_head`).
 """
 import math
 
@@ -24,7 +22,7 @@ from .anchors import base_anchors, grid_anchors
 from .backbone import Backbone
 from .backend import get_array_module, to_numpy
 from .checkpoint import load_checkpoint, save_checkpoint
-from .checks import deferrable, deferred_device_checks, passes
+from .checks import check_finite_outputs, deferred_device_checks
 from .config import Config
 from .detections import postprocess_detections
 from .losses import (head_losses, head_losses_backward, rpn_losses,
@@ -48,14 +46,6 @@ def _check_parts(parts):
     if not parts or not set(parts) <= {"rpn", "head"}:
         raise ValueError(f'parts must be a non-empty subset of ("rpn", "head"), got {parts!r}')
     return parts
-
-
-@deferrable
-def _check_finite(loss_name, outputs):
-    xp = get_array_module(outputs)
-    if not passes(xp.isfinite(outputs).all()):
-        raise FloatingPointError(
-            f"loss {loss_name} is not finite: its network outputs contain NaN or inf")
 
 
 class FasterRCNN(Module):
@@ -217,8 +207,8 @@ class FasterRCNN(Module):
             scores, deltas = self.rpn(features)
             # Diverged weights show up here first; stop before the proposal
             # layer trips over NaN scores, naming the loss they feed.
-            _check_finite("rpn_cls", scores)
-            _check_finite("rpn_box", deltas)
+            check_finite_outputs("rpn_cls", scores)
+            check_finite_outputs("rpn_box", deltas)
             anchors = self.anchors(*features.shape[2:])
         if "head" in parts:
             # Proposals are constants from here on (approximate joint training).
