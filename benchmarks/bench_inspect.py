@@ -57,11 +57,11 @@ def main():
         made = time.perf_counter() - start
         start = time.perf_counter()
         code = cli(["inspect-anchors", "--data", f"coco:{path}", "--config", args.config,
-                    "--json"], )
+                    "--json"])
         took = time.perf_counter() - start
-    print(f"\n| images | boxes | config | write JSON (s) | inspect-anchors (s) | exit |",
+    print("\n| images | boxes | config | write JSON (s) | inspect-anchors (s) | exit |",
           file=sys.stderr)
-    print(f"|---|---|---|---|---|---|", file=sys.stderr)
+    print("|---|---|---|---|---|---|", file=sys.stderr)
     print(f"| {args.images} | {args.boxes} | {args.config} | {made:.1f} | {took:.1f} | {code} |",
           file=sys.stderr)
 

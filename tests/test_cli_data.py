@@ -2,12 +2,10 @@
 --classes, and the check-data command."""
 import json
 
-import numpy as np
 import pytest
 
 from minirpn.cli import main
 from minirpn.commands import parse_classes
-from minirpn.data import write_png
 
 from test_cli import TINY
 from test_data_coco import write_folder
