@@ -6,6 +6,8 @@ clipped or dropped silently. These helpers keep those messages uniform.
 """
 import contextlib
 import functools
+import math
+import numbers
 import threading
 
 import numpy
@@ -13,7 +15,8 @@ import numpy
 from .backend import get_array_module, is_cupy_array
 
 __all__ = ["check_array", "check_float_array", "check_same_dtype",
-           "check_probability", "format_shape", "first_bad_row", "passes",
+           "check_probability", "check_positive_int", "check_image_size",
+           "check_rng", "format_shape", "first_bad_row", "passes",
            "deferrable", "deferred_device_checks", "check_finite_outputs"]
 
 
@@ -94,6 +97,42 @@ def check_probability(value, name):
     if not 0.0 <= float(value) <= 1.0:
         raise ValueError(f"{name} must lie in [0, 1], got {value!r}")
     return float(value)
+
+
+def check_positive_int(value, name):
+    """Require an int > 0 (numpy integers too, bool refused); return it as int.
+
+    TypeError for a value that is not an integer, ValueError for one <= 0.
+    """
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be a positive int, got {value!r}")
+    if value <= 0:
+        raise ValueError(f"{name} must be a positive int, got {value!r}")
+    return int(value)
+
+
+def check_image_size(image_size, name="image_size"):
+    """Require a pair (H, W) of finite numbers > 0; return it as two floats."""
+    try:
+        height, width = (float(v) for v in image_size)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name} must be a pair (H, W) of numbers, "
+                        f"got {image_size!r}") from None
+    if not (math.isfinite(height) and math.isfinite(width)
+            and height > 0 and width > 0):
+        raise ValueError(f"{name} must be (H, W) with H > 0 and W > 0, "
+                         f"got {tuple(image_size)!r}")
+    return height, width
+
+
+def check_rng(rng, name="rng"):
+    """A numpy Generator, or a fresh unseeded one for None (TypeError else)."""
+    if rng is None:
+        return numpy.random.default_rng()
+    if not isinstance(rng, numpy.random.Generator):
+        raise TypeError(f"{name} must be a numpy.random.Generator or None, "
+                        f"got {type(rng).__name__}")
+    return rng
 
 
 def first_bad_row(mask):
