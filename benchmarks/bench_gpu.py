@@ -116,7 +116,7 @@ def torchvision_like(config, device):
         rpn_positive_fraction=config.rpn_positive_fraction,
         box_score_thresh=config.score_threshold, box_nms_thresh=config.nms_threshold,
         box_detections_per_img=config.detections_per_image,
-        box_fg_iou_thresh=config.roi_fg_iou, box_bg_iou_thresh=config.roi_bg_iou[1],
+        box_fg_iou_thresh=config.roi_positive_iou, box_bg_iou_thresh=config.roi_negative_iou,
         box_batch_size_per_image=config.roi_batch_size,
         box_positive_fraction=config.roi_positive_fraction)
     return model.to(device)

@@ -85,7 +85,7 @@ def main():
 
     image, target = held_out[0]
     trace = model.step_through(image, target)
-    labels = trace["anchor_labels"]["anchor_labels"]
+    labels = trace["anchor_labels"].result
     rescued = np.flatnonzero(labels.reason_before_sampling == Reason.POSITIVE_AS_BEST_ANCHOR)
     anchor = int(rescued[np.argmin(labels.max_iou[rescued])]) if len(rescued) else \
         int(np.flatnonzero(labels.labels == 1)[0])

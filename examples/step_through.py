@@ -52,7 +52,7 @@ def main(argv=None):
         print(f"{stage.name:<17s} {stage.seconds * 1e3:8.1f} ms  {stage.summary}")
 
     # Ask the anchor labelling why: one anchor for each reason a label is given.
-    labels = trace["anchor_labels"]["anchor_labels"]
+    labels = trace["anchor_labels"].result
     print()
     for reason in Reason:
         found = np.flatnonzero(labels.reason == reason)

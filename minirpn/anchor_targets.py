@@ -25,16 +25,16 @@ the text behind ``explain`` / ``summary`` / ``counts`` live in
 :mod:`minirpn.anchor_explanations` (``Reason`` is re-exported here).
 """
 import dataclasses
-import math
-import numbers
 
 import numpy
 
-from .backend import get_array_module, to_numpy
-from .anchors import _check_positive_int
 from .anchor_explanations import Reason, explain_anchor, label_counts, summarize
-from .checks import check_probability, deferrable, first_bad_row
-from .ops import box_iou, check_boxes, encode_boxes
+from .backend import get_array_module
+from .checks import (check_image_size, check_iou_thresholds, check_number,
+                     check_positive_area, check_positive_int, check_probability,
+                     check_rng)
+from .ops import check_boxes, encode_boxes
+from .sampling import match_boxes, sample_balanced
 
 __all__ = ["Reason", "AnchorTargetConfig", "SamplingStats", "AnchorLabels",
            "label_anchors"]
@@ -129,86 +129,6 @@ class AnchorLabels:
         return explain_anchor(self, index)
 
 
-def _check_config(image_size, positive_iou, negative_iou, batch_size,
-                  positive_fraction, allowed_border):
-    try:
-        height, width = (float(v) for v in image_size)
-    except (TypeError, ValueError):
-        raise TypeError("image_size must be a pair (H, W) of numbers, "
-                        f"got {image_size!r}") from None
-    if not (math.isfinite(height) and math.isfinite(width)
-            and height > 0 and width > 0):
-        raise ValueError("image_size must be (H, W) with H > 0 and W > 0, "
-                         f"got {tuple(image_size)!r}")
-    pos = check_probability(positive_iou, "positive_iou")
-    neg = check_probability(negative_iou, "negative_iou")
-    if neg > pos:
-        raise ValueError(f"negative_iou must be <= positive_iou, got "
-                         f"negative_iou={neg} > positive_iou={pos}")
-    frac = check_probability(positive_fraction, "positive_fraction")
-    if batch_size is not None:
-        batch_size = _check_positive_int(batch_size, "batch_size")
-    if isinstance(allowed_border, bool) or not isinstance(allowed_border,
-                                                          numbers.Real):
-        raise TypeError(f"allowed_border must be a number >= 0 (inf keeps "
-                        f"every anchor), got {allowed_border!r}")
-    if not allowed_border >= 0:
-        raise ValueError(f"allowed_border must be >= 0 (inf keeps every "
-                         f"anchor), got {allowed_border!r}")
-    config = AnchorTargetConfig(pos, neg, batch_size, frac,
-                                float(allowed_border))
-    return (height, width), config
-
-
-@deferrable
-def _check_gt_boxes(gt_boxes, anchors):
-    check_boxes(gt_boxes, "gt_boxes")
-    xp = get_array_module(gt_boxes)
-    # A zero-area GT box would give log(0) in its regression targets.
-    flat = (gt_boxes[:, 2] <= gt_boxes[:, 0]) | (gt_boxes[:, 3] <= gt_boxes[:, 1])
-    row = first_bad_row(flat)
-    if row is not None:
-        raise ValueError(f"gt_boxes row {row} has zero width or height "
-                         f"(its regression targets would need log(0)): "
-                         f"{to_numpy(gt_boxes[row]).tolist()}")
-    return xp.asarray(gt_boxes, dtype=anchors.dtype)
-
-
-def _drop_excess(candidates, keep, rng):
-    """Draw ``keep`` of ``candidates`` at random; return the others.
-
-    The draw runs on the host with the numpy Generator (it is small), so a
-    seed reproduces it whatever the backend. It draws POSITIONS, which only
-    need the count: the candidates stay on their device, and only the drawn
-    positions travel there (no device-to-host copy).
-    """
-    xp = get_array_module(candidates)
-    chosen = rng.choice(candidates.size, size=keep, replace=False)
-    mask = xp.ones(candidates.size, dtype=bool)
-    mask[xp.asarray(chosen)] = False
-    return candidates[mask]
-
-
-def _sample(labels, reason, config, rng):
-    """Rule 5 in place: cap positives, then fill the batch with negatives."""
-    xp = get_array_module(labels)
-    fg = xp.flatnonzero(labels == 1)
-    bg = xp.flatnonzero(labels == 0)
-    if config.batch_size is None:
-        return SamplingStats(fg.size, None, fg.size, bg.size, None, bg.size)
-    fg_cap = config.max_positives
-    if fg.size > fg_cap:
-        drop = _drop_excess(fg, fg_cap, rng)
-        labels[drop], reason[drop] = -1, int(Reason.DROPPED_BY_SAMPLING)
-    fg_kept = min(fg.size, fg_cap)
-    bg_cap = config.batch_size - fg_kept
-    if bg.size > bg_cap:
-        drop = _drop_excess(bg, bg_cap, rng)
-        labels[drop], reason[drop] = -1, int(Reason.DROPPED_BY_SAMPLING)
-    return SamplingStats(int(fg.size), fg_cap, int(fg_kept), int(bg.size),
-                         bg_cap, int(min(bg.size, bg_cap)))
-
-
 def label_anchors(anchors, gt_boxes, image_size, *, positive_iou=0.7,
                   negative_iou=0.3, batch_size=256, positive_fraction=0.5,
                   allowed_border=0.0, rng=None):
@@ -252,19 +172,16 @@ def label_anchors(anchors, gt_boxes, image_size, *, positive_iou=0.7,
         outside [0, 1] or inverted, a bad batch size, fraction, border,
         image size or ``rng``.
     """
+    config, (height, width) = _settings(
+        positive_iou, negative_iou, batch_size, positive_fraction,
+        allowed_border, image_size)
     check_boxes(anchors, "anchors")
-    gt_boxes = _check_gt_boxes(gt_boxes, anchors)
-    (height, width), config = _check_config(
-        image_size, positive_iou, negative_iou, batch_size, positive_fraction,
-        allowed_border)
-    if rng is None:
-        rng = numpy.random.default_rng()
-    elif not isinstance(rng, numpy.random.Generator):
-        raise TypeError("rng must be a numpy.random.Generator or None, "
-                        f"got {type(rng).__name__}")
+    check_boxes(gt_boxes, "gt_boxes")
+    check_positive_area(gt_boxes, "gt_boxes")
+    rng = check_rng(rng)
     xp = get_array_module(anchors)
-    n, k = anchors.shape[0], gt_boxes.shape[0]
-    b = config.allowed_border
+    gt_boxes = xp.asarray(gt_boxes, dtype=anchors.dtype)
+    n, b = anchors.shape[0], config.allowed_border
 
     # 1. Only anchors inside the image (up to allowed_border) are labelled.
     inside = xp.flatnonzero((anchors[:, 0] >= -b) & (anchors[:, 1] >= -b)
@@ -274,12 +191,10 @@ def label_anchors(anchors, gt_boxes, image_size, *, positive_iou=0.7,
     matched_gt = xp.full(n, -1, dtype=xp.int64)
     max_iou = xp.zeros(n, dtype=anchors.dtype)
     best_anchor_of = xp.full(n, -1, dtype=xp.int64)
-    if k == 0:
+    if gt_boxes.shape[0] == 0:
         reason[inside] = int(Reason.NEGATIVE)   # nothing to find: background
     elif inside.size > 0:
-        iou = box_iou(anchors[inside], gt_boxes)          # (n_in, K)
-        argmax = iou.argmax(axis=1)
-        best = iou[xp.arange(inside.size), argmax]
+        iou, argmax, best = match_boxes(anchors[inside], gt_boxes)   # (n_in, K)
         matched_gt[inside], max_iou[inside] = argmax, best
         # 2.-3. Thresholds on each anchor's best IoU.
         code = xp.where(best < config.negative_iou, int(Reason.NEGATIVE),
@@ -307,3 +222,36 @@ def label_anchors(anchors, gt_boxes, image_size, *, positive_iou=0.7,
     return AnchorLabels(labels, matched_gt, max_iou, bbox_targets, reason,
                         reason_before_sampling, best_anchor_of, anchors,
                         gt_boxes, (height, width), config, sampling)
+
+
+def _sample(labels, reason, config, rng):
+    """Rule 5 in place: the balanced mini-batch; the others become -1."""
+    xp = get_array_module(labels)
+    positive = xp.flatnonzero(labels == 1)
+    negative = xp.flatnonzero(labels == 0)
+    if config.batch_size is None:
+        return SamplingStats(positive.size, None, positive.size,
+                             negative.size, None, negative.size)
+    kept_pos, kept_neg, _ = sample_balanced(
+        positive, negative, config.batch_size, config.max_positives, rng)
+    candidates = labels >= 0
+    labels[positive], labels[negative] = -1, -1
+    labels[kept_pos], labels[kept_neg] = 1, 0
+    reason[candidates & (labels == -1)] = int(Reason.DROPPED_BY_SAMPLING)
+    return SamplingStats(int(positive.size), config.max_positives,
+                         int(kept_pos.size), int(negative.size),
+                         config.batch_size - int(kept_pos.size), int(kept_neg.size))
+
+
+def _settings(positive_iou, negative_iou, batch_size, positive_fraction,
+              allowed_border, image_size):
+    """Checked settings (an :class:`AnchorTargetConfig`) and image size."""
+    positive_iou, negative_iou = check_iou_thresholds(positive_iou, negative_iou)
+    if batch_size is not None:
+        batch_size = check_positive_int(batch_size, "batch_size")
+    config = AnchorTargetConfig(
+        positive_iou, negative_iou, batch_size,
+        check_probability(positive_fraction, "positive_fraction"),
+        check_number(allowed_border, "allowed_border (inf keeps every anchor)",
+                     allow_inf=True))
+    return config, check_image_size(image_size)

@@ -9,7 +9,7 @@ Weights start from scratch (He initialisation): nothing is downloaded.
 """
 import numpy as np
 
-from .config import TOY_CHANNELS, VGG16_CHANNELS
+from .config import TOY_CHANNELS, VGG16_CHANNELS, feature_stride
 from .nn import Conv2d, MaxPool2d, ReLU, Sequential
 
 __all__ = ["Backbone", "vgg16", "toy_backbone"]
@@ -50,7 +50,7 @@ class Backbone(Sequential):
         super().__init__(*layers)
         self.channels = tuple(channels)
         self.out_channels = c
-        self.stride = 2 ** sum(1 for spec in channels if spec == "M")
+        self.stride = feature_stride(channels)
 
     def extra_repr(self):
         return f"stride={self.stride}, out_channels={self.out_channels}"

@@ -16,7 +16,8 @@ from .backend import get_array_module, is_cupy_array
 
 __all__ = ["check_array", "check_float_array", "check_same_dtype",
            "check_probability", "check_positive_int", "check_image_size",
-           "check_rng", "format_shape", "first_bad_row", "passes",
+           "check_rng", "check_number", "check_iou_thresholds",
+           "check_positive_area", "check_class_labels", "format_shape", "first_bad_row", "passes",
            "deferrable", "deferred_device_checks", "check_finite_outputs"]
 
 
@@ -244,3 +245,68 @@ def check_finite_outputs(loss_name, outputs):
     if not passes(xp.isfinite(outputs).all()):
         raise FloatingPointError(
             f"loss {loss_name} is not finite: its network outputs contain NaN or inf")
+
+
+# ---- settings of the stages ---------------------------------------------------
+def check_number(value, name, *, minimum=0.0, strict=False, allow_inf=False):
+    """Require a real number >= ``minimum`` (> with ``strict``); return a float.
+
+    NaN is always refused, inf only unless ``allow_inf``. TypeError for a
+    value that is not a number (bool included), ValueError out of range.
+    """
+    bound = f"{'>' if strict else '>='} {minimum:g}"
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a number {bound}, got {value!r}")
+    value = float(value)
+    in_range = value > minimum if strict else value >= minimum
+    if not in_range or (math.isinf(value) and not allow_inf):
+        finite = "" if allow_inf else "finite "
+        raise ValueError(f"{name} must be a {finite}number {bound}, got {value!r}")
+    return value
+
+
+def check_iou_thresholds(positive_iou, negative_iou, negative_iou_floor=None):
+    """IoU thresholds in [0, 1] with floor <= negative_iou <= positive_iou.
+
+    Returns (positive_iou, negative_iou), plus the floor when one is given.
+    """
+    positive = check_probability(positive_iou, "positive_iou")
+    negative = check_probability(negative_iou, "negative_iou")
+    if negative > positive:
+        # A box could then be positive and negative at once.
+        raise ValueError(f"negative_iou must be <= positive_iou, got "
+                         f"negative_iou={negative} > positive_iou={positive}")
+    if negative_iou_floor is None:
+        return positive, negative
+    floor = check_probability(negative_iou_floor, "negative_iou_floor")
+    if floor > negative:
+        raise ValueError(f"negative_iou_floor must be <= negative_iou, got "
+                         f"negative_iou_floor={floor} > negative_iou={negative}")
+    return positive, negative, floor
+
+
+@deferrable
+def check_positive_area(boxes, name):
+    """Refuse a (K, 4) box with zero width or height (its regression target
+    would need log(0)); the boxes are otherwise valid (``ops.check_boxes``)."""
+    flat = (boxes[:, 2] <= boxes[:, 0]) | (boxes[:, 3] <= boxes[:, 1])
+    row = first_bad_row(flat)
+    if row is not None:
+        corners = numpy.asarray(boxes[row].tolist()).tolist()
+        raise ValueError(f"{name} row {row} has zero width or height, so no area "
+                         f"(its regression target would need log(0)): {corners}")
+
+
+@deferrable
+def check_class_labels(labels, name, num_classes, num_boxes):
+    """Require (K,) integer class labels in 1..C, one per box."""
+    check_array(labels, name, ndim=1)
+    if labels.shape[0] != num_boxes:
+        raise ValueError(f"{name} must have one entry per box: the boxes have "
+                         f"{num_boxes} rows, {name} has {labels.shape[0]}")
+    if labels.dtype.kind not in "iu":
+        raise TypeError(f"{name} must be an integer array, got dtype {labels.dtype}")
+    row = first_bad_row((labels < 1) | (labels > num_classes))
+    if row is not None:
+        raise ValueError(f"{name} must lie in 1..{num_classes} (0 is background), "
+                         f"got {int(labels[row])} at row {row}")

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from .anchors import num_anchors
 
-__all__ = ["Config", "VGG16_CHANNELS", "TOY_CHANNELS"]
+__all__ = ["Config", "VGG16_CHANNELS", "TOY_CHANNELS", "feature_stride"]
 
 #: The 13 conv layers of VGG16; "M" is a 2x2 max-pool. The fifth pool is left
 #: out, so the feature stride is 2**4 = 16 (the paper's conv5_3 features).
@@ -21,6 +21,15 @@ VGG16_CHANNELS = (64, 64, "M", 128, 128, "M", 256, 256, 256, "M",
 #: A small VGG-style stack with stride 8, for 128-320 px images (four convs:
 #: the demo trains it from scratch in minutes on two cores).
 TOY_CHANNELS = (16, "M", 32, "M", 64, "M", 128)
+
+#: Fields renamed since checkpoints were first written: old name -> new one.
+#: ``roi_bg_iou`` was the pair (negative_iou_floor, negative_iou).
+_RENAMED = {"roi_fg_iou": "roi_positive_iou"}
+
+
+def feature_stride(channels):
+    """Stride of a VGG-style stack: 2 to the number of 2x2 max-pools ("M")."""
+    return 2 ** sum(1 for spec in channels if spec == "M")
 
 
 @dataclass
@@ -82,11 +91,13 @@ class Config:
     roi_batch_size: int = 128
     """RoIs sampled per image for the detection head's loss."""
     roi_positive_fraction: float = 0.25
-    """At most this fraction of the sampled RoIs are foreground."""
-    roi_fg_iou: float = 0.5
-    """RoIs with max IoU >= this are foreground."""
-    roi_bg_iou: tuple = (0.1, 0.5)
-    """RoIs with max IoU in [lo, hi) are background."""
+    """At most this fraction of the sampled RoIs are positive (foreground)."""
+    roi_positive_iou: float = 0.5
+    """RoIs with max IoU >= this are positive (py-faster-rcnn FG_THRESH)."""
+    roi_negative_iou: float = 0.5
+    """RoIs with max IoU < this are negative, background (BG_THRESH_HI)..."""
+    roi_negative_iou_floor: float = 0.1
+    """...and >= this (BG_THRESH_LO; Fast R-CNN section 2.3)."""
     box_stds: tuple = (0.1, 0.1, 0.2, 0.2)
     """Head regression targets are divided by these."""
 
@@ -131,17 +142,39 @@ class Config:
     @property
     def stride(self):
         """Feature stride of the backbone: 2 to the number of max-pools."""
-        return 2 ** sum(1 for c in self.backbone_channels if c == "M")
+        return feature_stride(self.backbone_channels)
 
     @property
     def num_anchors(self):
         """Anchors per feature-map cell, A = len(ratios) * len(scales)."""
         return num_anchors(self.anchor_scales, self.anchor_ratios)
 
-    @property
-    def feature_channels(self):
-        """Channels of the backbone's output."""
-        return [c for c in self.backbone_channels if c != "M"][-1]
+    # --- the stages' settings, as their functions take them ----------------------
+    def anchor_target_settings(self):
+        """Keyword arguments of :func:`minirpn.anchor_targets.label_anchors`."""
+        return dict(positive_iou=self.rpn_positive_iou,
+                    negative_iou=self.rpn_negative_iou,
+                    batch_size=self.rpn_batch_size,
+                    positive_fraction=self.rpn_positive_fraction,
+                    allowed_border=self.rpn_allowed_border)
+
+    def proposal_settings(self, training):
+        """Keyword arguments of :func:`minirpn.proposals.propose`: the
+        "train" or "test" proposal counts (section 3.3: 2000 or 300 out)."""
+        when = "train" if training else "test"
+        return dict(pre_nms_top_n=getattr(self, f"rpn_pre_nms_top_n_{when}"),
+                    post_nms_top_n=getattr(self, f"rpn_post_nms_top_n_{when}"),
+                    nms_threshold=self.rpn_nms_threshold,
+                    min_size=self.rpn_min_size)
+
+    def proposal_target_settings(self):
+        """Keyword arguments of :func:`minirpn.proposal_targets.sample_proposals`."""
+        return dict(batch_size=self.roi_batch_size,
+                    positive_fraction=self.roi_positive_fraction,
+                    positive_iou=self.roi_positive_iou,
+                    negative_iou=self.roi_negative_iou,
+                    negative_iou_floor=self.roi_negative_iou_floor,
+                    box_stds=tuple(self.box_stds))
 
     # --- presets --------------------------------------------------------------------
     @classmethod
@@ -199,15 +232,17 @@ class Config:
              "backbone_channels", "a list with at least one conv width")
         for name in ("rpn_positive_iou", "rpn_negative_iou",
                      "rpn_positive_fraction", "roi_positive_fraction",
-                     "roi_fg_iou", "score_threshold", "nms_threshold",
-                     "rpn_nms_threshold"):
+                     "roi_positive_iou", "roi_negative_iou",
+                     "roi_negative_iou_floor", "score_threshold",
+                     "nms_threshold", "rpn_nms_threshold"):
             need(0.0 <= getattr(self, name) <= 1.0, name, "in [0, 1]")
         need(0.0 <= self.head_dropout < 1.0, "head_dropout", "in [0, 1)")
         need(self.rpn_negative_iou <= self.rpn_positive_iou,
              "rpn_negative_iou", "<= rpn_positive_iou")
-        need(len(self.roi_bg_iou) == 2
-             and 0 <= self.roi_bg_iou[0] <= self.roi_bg_iou[1] <= 1,
-             "roi_bg_iou", "a pair lo <= hi in [0, 1]")
+        need(self.roi_negative_iou <= self.roi_positive_iou,
+             "roi_negative_iou", "<= roi_positive_iou")
+        need(self.roi_negative_iou_floor <= self.roi_negative_iou,
+             "roi_negative_iou_floor", "<= roi_negative_iou")
         need(len(self.box_stds) == 4 and min(self.box_stds) > 0, "box_stds",
              "4 positive numbers")
         for name in ("class_names", "category_ids"):
@@ -227,8 +262,10 @@ class Config:
         """Build a config from :meth:`to_dict`'s output; lists become tuples.
 
         Unknown keys raise ValueError naming them (a config from another
-        version or a typo should not be silently ignored).
+        version or a typo should not be silently ignored). Fields renamed
+        since a checkpoint was written are read under their new names.
         """
+        values = _upgrade(values)
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:
@@ -240,3 +277,11 @@ class Config:
     def from_json(cls, text):
         """Parse :meth:`to_json`'s output."""
         return cls.from_dict(json.loads(text))
+
+
+def _upgrade(values):
+    """An older checkpoint's config dict with today's field names."""
+    values = {_RENAMED.get(k, k): v for k, v in values.items()}
+    if "roi_bg_iou" in values:
+        values["roi_negative_iou_floor"], values["roi_negative_iou"] = values.pop("roi_bg_iou")
+    return values

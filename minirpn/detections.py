@@ -10,8 +10,8 @@ py-faster-rcnn's ``lib/fast_rcnn/test.py``).
 5. keep the highest-scoring ``max_detections`` (100).
 """
 from .backend import get_array_module
-from .ops import batched_nms, clip_boxes, decode_boxes, remove_small_boxes
-from .proposal_targets import stds_to_weights
+from .ops import (batched_nms, clip_boxes, decode_boxes, remove_small_boxes,
+                  stds_to_weights)
 
 __all__ = ["class_probabilities", "class_boxes", "postprocess_detections"]
 

@@ -1,19 +1,25 @@
 """Faster R-CNN: the feature network, the RPN and the detection network.
 
 The model is a :class:`~minirpn.nn.Module` with three children (Ren et al.
-2015, section 3): ``backbone``, ``rpn`` and ``roi_head``. Each stage is a
-method, so ``forward_train``, ``detect`` and ``step_through`` are three
-orderings of the same code:
+2015, section 3): ``backbone``, ``rpn`` and ``roi_head``. The paper's
+pipeline reads top to bottom in :meth:`FasterRCNN.forward_train`:
 
-    preprocess -> features -> anchors -> rpn -> proposals
-               -> (training) anchor labels, proposal targets
-               -> roi crops -> head -> losses | detections
+    preprocess -> features -> anchors -> RPN -> anchor labels -> RPN losses
+                                             -> proposals -> RoI sampling
+                                             -> RoI head -> head losses
 
-Training is the paper's approximate joint training (section 3.2): the four
-losses are summed, their gradients flow back through both heads into the
-shared backbone, and the proposals are constants (:mod:`minirpn.roi_head`).
+and in :meth:`FasterRCNN.detect`, which stops at the proposals' head outputs
+and turns them into detections. Training is the paper's approximate joint
+training (section 3.2): the four losses are summed, their gradients flow
+back through both heads into the shared backbone, and the proposals are
+constants. The RPN's half and the head's half are also separate methods,
+:meth:`~FasterRCNN.forward_rpn` and :meth:`~FasterRCNN.forward_head`, which
+the 4-step alternating training (:mod:`minirpn.train.alternating`) runs one
+at a time. ``step_through`` runs the same stage functions and keeps each
+one's output.
 """
 import math
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -25,13 +31,12 @@ from .checkpoint import load_checkpoint, save_checkpoint
 from .checks import check_finite_outputs, deferred_device_checks
 from .config import Config
 from .detections import postprocess_detections
-from .losses import (head_losses, head_losses_backward, rpn_losses,
-                     rpn_losses_backward)
+from .losses import head_losses, head_losses_backward, rpn_losses, rpn_losses_backward
 from .nn import Module
 from .ops import check_boxes
 from .preprocess import check_images, check_targets, preprocess
 from .proposal_targets import sample_proposals
-from .proposals import ProposalLayer
+from .proposals import propose
 from .roi_head import RoIHead, batch_rois
 from .rpn import RPNHead, foreground_probability
 from .step_through import Trace
@@ -41,11 +46,17 @@ __all__ = ["FasterRCNN", "LOSS_NAMES"]
 LOSS_NAMES = ("rpn_cls", "rpn_box", "roi_cls", "roi_box")
 
 
-def _check_parts(parts):
-    parts = (parts,) if isinstance(parts, str) else tuple(parts)
-    if not parts or not set(parts) <= {"rpn", "head"}:
-        raise ValueError(f'parts must be a non-empty subset of ("rpn", "head"), got {parts!r}')
-    return parts
+@dataclass
+class RPNOutputs:
+    """The RPN's outputs for a batch; A anchors per image, N images.
+
+    ``scores`` (N, A, 2) background/foreground logits, ``fg_probs`` (N, A)
+    their softmax, ``deltas`` (N, A, 4), ``anchors`` (A, 4).
+    """
+    scores: object
+    fg_probs: object
+    deltas: object
+    anchors: object
 
 
 class FasterRCNN(Module):
@@ -70,32 +81,24 @@ class FasterRCNN(Module):
         init_rng = np.random.default_rng(c.seed)
         self.backbone = self.add_module("backbone", Backbone(
             c.backbone_channels, rng=init_rng, dtype=c.dtype))
-        self.stride = self.backbone.stride
         self.rpn = self.add_module("rpn", RPNHead(
             self.backbone.out_channels, c.rpn_channels, c.num_anchors,
             rng=init_rng, dtype=c.dtype))
         self.roi_head = self.add_module("roi_head", RoIHead(
             self.backbone.out_channels, c.num_classes, hidden=c.head_hidden,
             crop_method=c.crop_method, output_size=c.roi_output_size,
-            spatial_scale=1.0 / self.stride, sampling_ratio=c.roi_sampling_ratio,
+            spatial_scale=1.0 / c.stride, sampling_ratio=c.roi_sampling_ratio,
             dropout=c.head_dropout, rng=init_rng, dtype=c.dtype))
-        self.base_anchors = base_anchors(self.stride, c.anchor_scales,
+        self.base_anchors = base_anchors(c.stride, c.anchor_scales,
                                          c.anchor_ratios, dtype=c.dtype)
-        self.train_proposals = ProposalLayer(
-            c.rpn_pre_nms_top_n_train, c.rpn_post_nms_top_n_train,
-            c.rpn_nms_threshold, c.rpn_min_size)
-        self.test_proposals = ProposalLayer(
-            c.rpn_pre_nms_top_n_test, c.rpn_post_nms_top_n_test,
-            c.rpn_nms_threshold, c.rpn_min_size)
         self.rng = np.random.default_rng(c.seed)
         self._anchor_cache = {}
         self._last = None
 
-    # ---- stages ---------------------------------------------------------------
-    def preprocess(self, images):
-        """Stage 0: resize, normalise, pad (see :mod:`minirpn.preprocess`);
-        the batch lands where the parameters live (numpy or cupy)."""
-        return preprocess(images, self.config, xp=self.xp)
+    @property
+    def stride(self):
+        """Feature stride of the backbone (16 for VGG16)."""
+        return self.backbone.stride
 
     @property
     def xp(self):
@@ -110,8 +113,14 @@ class FasterRCNN(Module):
         self._anchor_cache = {}
         return self
 
+    # ---- the stages, in the paper's order -------------------------------------
+    def preprocess(self, images):
+        """Resize, normalise and pad raw images (:func:`minirpn.preprocess.preprocess`);
+        the batch lands where the parameters live (numpy or cupy)."""
+        return preprocess(images, self.config, xp=self.xp)
+
     def features(self, images, keep_cache=True):
-        """Stage 1: (N, 3, H, W) images -> (N, C, H/s, W/s) features.
+        """(N, 3, H, W) images -> (N, C, H/s, W/s) shared conv features.
 
         With ``keep_cache=False`` each layer drops what backward would need
         as soon as it has run (inference: much less memory).
@@ -124,47 +133,69 @@ class FasterRCNN(Module):
         return x
 
     def anchors(self, feature_height, feature_width):
-        """Stage 2: (H*W*A, 4) anchors of a feature map, cached by size."""
+        """(H*W*A, 4) anchors of a feature map (section 3.1.1), cached by size."""
         key = (feature_height, feature_width)
         if key not in self._anchor_cache:
             self._anchor_cache[key] = grid_anchors(
                 feature_height, feature_width, self.stride, self.base_anchors)
         return self._anchor_cache[key]
 
-    def propose(self, fg_probs, deltas, anchors, batch, training):
-        """Stage 4: one :class:`~minirpn.proposals.Proposals` per image."""
-        layer = self.train_proposals if training else self.test_proposals
-        return [layer(fg_probs[i], deltas[i], anchors, batch.image_sizes[i],
-                      scale=batch.scales[i]) for i in range(len(batch.scales))]
+    def rpn_outputs(self, features):
+        """The RPN on the features (section 3.1): an :class:`RPNOutputs`."""
+        scores, deltas = self.rpn(features)
+        # Diverged weights show up here first; stop before the proposal
+        # layer trips over NaN scores, naming the loss they feed.
+        check_finite_outputs("rpn_cls", scores)
+        check_finite_outputs("rpn_box", deltas)
+        return RPNOutputs(scores, foreground_probability(scores), deltas,
+                          self.anchors(*features.shape[2:]))
 
-    def label_anchors(self, anchors, gt_boxes, image_size, rng):
-        """Stage 5 (training): anchor labels and RPN targets of one image."""
+    def proposals(self, rpn, batch, training):
+        """Each image's :class:`~minirpn.proposals.Proposals` (section 3.3),
+        with the "train" or "test" proposal counts."""
+        settings = self.config.proposal_settings(training)
+        return [propose(rpn.fg_probs[i], rpn.deltas[i], rpn.anchors,
+                        batch.image_sizes[i], scale=batch.scales[i], **settings)
+                for i in range(len(batch.scales))]
+
+    def anchor_labels(self, rpn, batch, gt_boxes, rng):
+        """Each image's :class:`~minirpn.anchor_targets.AnchorLabels` (3.1.2)."""
+        settings = self.config.anchor_target_settings()
+        return [label_anchors(rpn.anchors, gt, size, rng=rng, **settings)
+                for gt, size in zip(gt_boxes, batch.image_sizes)]
+
+    def rpn_loss(self, rpn, anchor_labels):
+        """The RPN's two losses (eq. 1) and the cache for its backward."""
+        return rpn_losses(
+            rpn.scores.reshape(-1, 2), rpn.deltas.reshape(-1, 4),
+            self.xp.concatenate([a.labels for a in anchor_labels]),
+            self.xp.concatenate([a.bbox_targets for a in anchor_labels]),
+            self.config.rpn_sigma)
+
+    def proposal_targets(self, rois, gt_boxes, gt_labels, rng):
+        """Each image's :class:`~minirpn.proposal_targets.ProposalTargets`
+        drawn from its (P_i, 4) RoIs (Fast R-CNN, section 2.3)."""
         c = self.config
-        return label_anchors(
-            anchors, gt_boxes, image_size, positive_iou=c.rpn_positive_iou,
-            negative_iou=c.rpn_negative_iou, batch_size=c.rpn_batch_size,
-            positive_fraction=c.rpn_positive_fraction,
-            allowed_border=c.rpn_allowed_border, rng=rng)
+        return [sample_proposals(r, gt, labels, c.num_classes, rng=rng,
+                                 **c.proposal_target_settings())
+                for r, gt, labels in zip(rois, gt_boxes, gt_labels)]
 
-    def sample_rois(self, proposal_boxes, gt_boxes, gt_labels, rng):
-        """Stage 6 (training): sampled RoIs and head targets of one image."""
-        c = self.config
-        return sample_proposals(
-            proposal_boxes, gt_boxes, gt_labels, c.num_classes,
-            batch_size=c.roi_batch_size, positive_fraction=c.roi_positive_fraction,
-            fg_iou=c.roi_fg_iou, bg_iou=tuple(c.roi_bg_iou),
-            box_stds=tuple(c.box_stds), rng=rng)
-
-    def network_targets(self, batch, targets):
-        """GT boxes scaled into the network's pixels, in the model's dtype."""
-        return [batch.network_boxes(i, t["boxes"], self.config.dtype)
-                for i, t in enumerate(targets)]
+    def head_loss(self, features, sampled, rng):
+        """The head on the sampled RoIs, then its two losses and the cache
+        for its backward (the head's forward runs here: training only)."""
+        xp = self.xp
+        class_scores, box_deltas = self.roi_head.forward(
+            features, batch_rois([s.rois for s in sampled]), rng)
+        return head_losses(class_scores, box_deltas,
+                           xp.concatenate([s.labels for s in sampled]),
+                           xp.concatenate([s.bbox_targets for s in sampled]),
+                           xp.concatenate([s.bbox_weights for s in sampled]),
+                           self.config.roi_sigma)
 
     # ---- training ----------------------------------------------------------------
     @deferred_device_checks()  # on CuPy: one host wait for all value checks
-    def forward_train(self, images, targets, rng=None, *, parts=("rpn", "head"),
-                      proposals=None):
-        """Run the training pipeline and return the losses.
+    def forward_train(self, images, targets, rng=None):
+        """One step of approximate joint training (section 3.2); the losses.
 
         Parameters
         ----------
@@ -175,155 +206,120 @@ class FasterRCNN(Module):
         rng : numpy.random.Generator, optional
             Drives anchor and RoI sampling and dropout; the model's own
             generator when omitted. The same seed gives the same losses.
-        parts : tuple of "rpn" and/or "head"
-            Which losses to compute. Joint training uses both; the paper's
-            4-step alternating training (section 3.2) one at a time.
-        proposals : list of (P_i, 4) float arrays, optional
-            RoI candidates in original pixels to sample from instead of this
-            model's own RPN (alternating step 2: another network's proposals).
 
         Returns
         -------
         dict of str -> float
-            ``rpn_cls`` and ``rpn_box`` (if "rpn" in parts), ``roi_cls`` and
-            ``roi_box`` (if "head"), and their sum ``total``.
+            ``rpn_cls``, ``rpn_box``, ``roi_cls``, ``roi_box`` and their sum
+            ``total``.
 
         Raises
         ------
         FloatingPointError
             If a loss is NaN or inf (naming it), before any gradient exists.
         """
-        parts = _check_parts(parts)
         rng = self.rng if rng is None else rng
+        batch, gt_boxes, gt_labels = self.training_batch(images, targets)
+        features = self.features(batch.images)
+        rpn = self.rpn_outputs(features)
+        rpn_cls, rpn_box, rpn_cache = self.rpn_loss(
+            rpn, self.anchor_labels(rpn, batch, gt_boxes, rng))
+        # The proposals are constants from here on (approximate joint training).
+        rois = [p.boxes for p in self.proposals(rpn, batch, training=True)]
+        roi_cls, roi_box, head_cache = self.head_loss(
+            features, self.proposal_targets(rois, gt_boxes, gt_labels, rng), rng)
+        return self._finish_step(
+            features, dict(rpn_cls=rpn_cls, rpn_box=rpn_box, roi_cls=roi_cls, roi_box=roi_box),
+            (rpn.scores.shape, rpn_cache), head_cache)
+
+    @deferred_device_checks()
+    def forward_rpn(self, images, targets, rng=None):
+        """The RPN's half of a step: its two losses (``rpn_cls``,
+        ``rpn_box``, ``total``). Alternating training's steps 1 and 3."""
+        rng = self.rng if rng is None else rng
+        batch, gt_boxes, _ = self.training_batch(images, targets)
+        features = self.features(batch.images)
+        rpn = self.rpn_outputs(features)
+        rpn_cls, rpn_box, cache = self.rpn_loss(
+            rpn, self.anchor_labels(rpn, batch, gt_boxes, rng))
+        return self._finish_step(features, dict(rpn_cls=rpn_cls, rpn_box=rpn_box),
+                                 (rpn.scores.shape, cache), None)
+
+    @deferred_device_checks()
+    def forward_head(self, images, targets, rng=None, proposals=None):
+        """The detection head's half of a step: ``roi_cls``, ``roi_box``,
+        ``total``. Alternating training's steps 2 and 4.
+
+        ``proposals`` (one (P_i, 4) array per image, original pixels) are
+        the RoI candidates, e.g. another network's :meth:`rpn_proposals`
+        (step 2); when omitted, this model's own RPN makes them (step 4).
+        """
+        rng = self.rng if rng is None else rng
+        batch, gt_boxes, gt_labels = self.training_batch(images, targets)
+        features = self.features(batch.images)
+        if proposals is None:
+            rpn = self.rpn_outputs(features)
+            rois = [p.boxes for p in self.proposals(rpn, batch, training=True)]
+            for module in self.rpn.modules():   # no RPN loss: nothing flows back
+                module.clear_cache()
+        else:
+            rois = self._given_proposals(batch, proposals)
+        roi_cls, roi_box, cache = self.head_loss(
+            features, self.proposal_targets(rois, gt_boxes, gt_labels, rng), rng)
+        return self._finish_step(features, dict(roi_cls=roi_cls, roi_box=roi_box),
+                                 None, cache)
+
+    def training_batch(self, images, targets):
+        """Checked, preprocessed images and their GT in the network's pixels:
+        (batch, [(K_i, 4) boxes], [(K_i,) labels])."""
         images = check_images(images)
         targets = check_targets(targets, images, self.config.num_classes)
         self.train()
         self._last = None
         batch = self.preprocess(images)
-        features = self.features(batch.images)
-        gt_boxes = self.network_targets(batch, targets)
-        scores = deltas = None
-        if "rpn" in parts or proposals is None:
-            scores, deltas = self.rpn(features)
-            # Diverged weights show up here first; stop before the proposal
-            # layer trips over NaN scores, naming the loss they feed.
-            check_finite_outputs("rpn_cls", scores)
-            check_finite_outputs("rpn_box", deltas)
-            anchors = self.anchors(*features.shape[2:])
-        if "head" in parts:
-            # Proposals are constants from here on (approximate joint training).
-            rois = self.network_proposals(batch, proposals) if proposals is not None \
-                else [p.boxes for p in self.propose(foreground_probability(scores), deltas,
-                                                    anchors, batch, training=True)]
-        anchor_labels = [] if "rpn" in parts else None
-        sampled = [] if "head" in parts else None
-        for i, gt in enumerate(gt_boxes):
-            if anchor_labels is not None:
-                anchor_labels.append(self.label_anchors(anchors, gt, batch.image_sizes[i], rng))
-            if sampled is not None:
-                sampled.append(self.sample_rois(rois[i], gt, targets[i]["labels"], rng))
-        losses, caches = self.compute_losses(features, scores, deltas, anchor_labels,
-                                             sampled, rng)
-        self._last = (caches, features.shape, None if scores is None else scores.shape,
-                      None if deltas is None else deltas.shape)
-        return losses
+        return (batch, [batch.to_network(i, t["boxes"]) for i, t in enumerate(targets)],
+                [t["labels"] for t in targets])
 
-    def network_proposals(self, batch, proposals):
-        """Given per-image (P_i, 4) proposals in original pixels, return them
-        in the network's pixels and dtype (checked like any boxes)."""
+    def _given_proposals(self, batch, proposals):
         if len(proposals) != len(batch.scales):
             raise ValueError(f"proposals must hold one (P, 4) array per image "
                              f"({len(batch.scales)}), got {len(proposals)}")
         dtype = self.config.dtype
-        return [batch.network_boxes(i, check_boxes(
-                    np.asarray(to_numpy(p), dtype=dtype), f"proposals[{i}]"), dtype)
+        return [batch.to_network(i, check_boxes(np.asarray(to_numpy(p), dtype=dtype),
+                                                f"proposals[{i}]"))
                 for i, p in enumerate(proposals)]
 
-    def compute_losses(self, features, scores, deltas, anchor_labels, sampled, rng):
-        """Stages 7-8: the head on the sampled RoIs, then the losses.
-
-        ``anchor_labels`` None skips the RPN losses, ``sampled`` None the
-        head's. Returns the losses (floats, with ``total``) and the caches
-        that :meth:`backward` needs. Raises FloatingPointError naming a NaN
-        or inf loss.
-        """
-        c, xp = self.config, get_array_module(features)
-        values, rpn_cache, head_cache = {}, None, None
-        if anchor_labels is not None:
-            values["rpn_cls"], values["rpn_box"], rpn_cache = rpn_losses(
-                scores.reshape(-1, 2), deltas.reshape(-1, 4),
-                xp.concatenate([a.labels for a in anchor_labels]),
-                xp.concatenate([a.bbox_targets for a in anchor_labels]), c.rpn_sigma)
-        if sampled is not None:
-            rois = batch_rois([s.rois for s in sampled])
-            class_scores, box_deltas = self.roi_head.forward(features, rois, rng)
-            values["roi_cls"], values["roi_box"], head_cache = head_losses(
-                class_scores, box_deltas, xp.concatenate([s.labels for s in sampled]),
-                xp.concatenate([s.bbox_targets for s in sampled]),
-                xp.concatenate([s.bbox_weights for s in sampled]), c.roi_sigma)
-        # One host crossing per step for all the losses (the progress bar
-        # needs them), not one per loss.
-        names = [name for name in LOSS_NAMES if name in values]
-        host = to_numpy(xp.stack([xp.asarray(values[n]) for n in names])).tolist()
-        losses = dict(zip(names, host))
+    def _finish_step(self, features, values, rpn_cache, head_cache):
+        """Bring the losses to the host in one crossing (the progress bar
+        needs them), refuse NaN/inf, and keep the caches for backward."""
+        xp = self.xp
+        host = to_numpy(xp.stack([xp.asarray(v) for v in values.values()])).tolist()
+        losses = dict(zip(values, host))
         for name, value in losses.items():
             if not math.isfinite(value):
                 raise FloatingPointError(f"loss {name} is {value}")
         losses["total"] = sum(losses.values())
-        return losses, (rpn_cache, head_cache)
+        self._last = (features.shape, rpn_cache, head_cache)
+        return losses
 
     @deferred_device_checks()
     def backward(self):
         """Fill ``gradients()`` with d total / d parameter of the last
-        :meth:`forward_train` (accumulating: call ``zero_grad`` first)."""
+        training step (accumulating: call ``zero_grad`` first)."""
         if self._last is None:
             raise RuntimeError("backward() needs a successful forward_train() first")
-        (rpn_cache, head_cache), feature_shape, score_shape, delta_shape = self._last
+        feature_shape, rpn_cache, head_cache = self._last
         dfeatures = self.xp.zeros(feature_shape, dtype=self.config.dtype)
         if rpn_cache is not None:
-            dscores, ddeltas = rpn_losses_backward(rpn_cache)
+            score_shape, cache = rpn_cache
+            dscores, ddeltas = rpn_losses_backward(cache)
             dfeatures += self.rpn.backward(dscores.reshape(score_shape),
-                                           ddeltas.reshape(delta_shape))
+                                           ddeltas.reshape(score_shape[:2] + (4,)))
         if head_cache is not None:
             dfeatures += self.roi_head.backward(*head_losses_backward(head_cache))
         self.backbone.backward(dfeatures)
 
     # ---- inference ------------------------------------------------------------------
-    def proposals(self, images, training=False):
-        """RPN proposals for raw images, in original pixels.
-
-        Shapes: P_i proposals of image i (at most the config's
-        ``rpn_post_nms_top_n_test``; ``_train`` with ``training=True``).
-
-        Parameters
-        ----------
-        images : list of (H_i, W_i, 3) uint8 or float arrays
-        training : bool
-            Use the training proposal settings (pre/post-NMS top-N "train");
-            the network runs in eval mode either way, and its caches are
-            cleared afterwards.
-
-        Returns
-        -------
-        list of (P_i, 4) numpy arrays in the model's dtype
-            Boxes (x1, y1, x2, y2) in each image's original pixels, as
-            ``forward_train(..., proposals=...)`` takes them.
-        """
-        batch, _, proposals = self._eval_proposals(images, training)
-        self.clear_caches()
-        return [batch.original_boxes(i, p.boxes) for i, p in enumerate(proposals)]
-
-    def _eval_proposals(self, images, training):
-        """Stages 0-4 in eval mode, no caches kept for backward: returns the
-        batch, the features and each image's proposals (network pixels)."""
-        self.eval()
-        batch = self.preprocess(images)
-        features = self.features(batch.images, keep_cache=False)
-        scores, deltas = self.rpn(features)
-        proposals = self.propose(foreground_probability(scores), deltas,
-                                 self.anchors(*features.shape[2:]), batch, training=training)
-        return batch, features, proposals
-
     @deferred_device_checks()
     def detect(self, images, score_threshold=None):
         """Detect objects in raw images.
@@ -340,31 +336,61 @@ class FasterRCNN(Module):
             ``boxes`` (D, 4) float, ``scores`` (D,) float, ``labels`` (D,)
             int64 in 1..C, sorted by score.
         """
-        batch, features, proposals = self._eval_proposals(images, training=False)
-        heads = self.head_outputs(features, [p.boxes for p in proposals])
+        self.eval()
+        batch = self.preprocess(images)
+        features = self.features(batch.images, keep_cache=False)
+        proposals = self.proposals(self.rpn_outputs(features), batch, training=False)
+        rois = [p.boxes for p in proposals]
+        heads = self.head_outputs(self.roi_head.crop(features, batch_rois(rois))[0], rois)
         self.clear_caches()
-        return [self.to_detections(batch, i, proposals[i].boxes, *heads[i],
-                                   score_threshold) for i in range(len(proposals))]
+        return [self.detections(batch, i, rois[i], *heads[i], score_threshold)
+                for i in range(len(rois))]
 
-    def head_outputs(self, features, rois_per_image):
-        """Run the head on each image's RoIs; returns [(scores, deltas), ...]."""
-        class_scores, box_deltas = self.roi_head.forward(
-            features, batch_rois(rois_per_image))
+    def head_outputs(self, crops, rois_per_image):
+        """The head on (R, C, 7, 7) crops; each image's (class scores (R_i,
+        C+1), box deltas (R_i, 4(C+1))), split by ``rois_per_image``."""
+        class_scores, box_deltas = self.roi_head.classify(crops)
         bounds = np.cumsum([0] + [len(r) for r in rois_per_image])
         return [(class_scores[a:b], box_deltas[a:b])
                 for a, b in zip(bounds[:-1], bounds[1:])]
 
-    def to_detections(self, batch, i, rois, class_scores, box_deltas,
-                      score_threshold=None):
+    def detections(self, batch, i, rois, class_scores, box_deltas,
+                   score_threshold=None):
         """Final detections of image i, moved to original pixels on the host."""
         c = self.config
         threshold = c.score_threshold if score_threshold is None else score_threshold
         det = postprocess_detections(
             class_scores, box_deltas, rois, batch.image_sizes[i], c.box_stds,
             threshold, c.nms_threshold, c.detections_per_image)
-        return {"boxes": batch.original_boxes(i, det["boxes"]),
+        return {"boxes": batch.to_original(i, det["boxes"]),
                 "scores": to_numpy(det["scores"]),
                 "labels": to_numpy(det["labels"])}
+
+    def rpn_proposals(self, images, training=False):
+        """RPN proposals for raw images, in original pixels.
+
+        Shapes: P_i proposals of image i (at most the config's
+        ``rpn_post_nms_top_n_test``; ``_train`` with ``training=True``).
+
+        Parameters
+        ----------
+        images : list of (H_i, W_i, 3) uint8 or float arrays
+        training : bool
+            Use the training proposal counts; the network runs in eval mode
+            either way, and its caches are cleared afterwards.
+
+        Returns
+        -------
+        list of (P_i, 4) numpy arrays in the model's dtype
+            Boxes (x1, y1, x2, y2) in each image's original pixels, as
+            :meth:`forward_head` takes them.
+        """
+        self.eval()
+        batch = self.preprocess(images)
+        features = self.features(batch.images, keep_cache=False)
+        proposals = self.proposals(self.rpn_outputs(features), batch, training)
+        self.clear_caches()
+        return [batch.to_original(i, p.boxes) for i, p in enumerate(proposals)]
 
     def clear_caches(self):
         """Drop every module's forward cache (frees the activations)."""

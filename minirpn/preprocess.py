@@ -21,7 +21,7 @@ from PIL import Image
 
 from .backend import array_module, get_array_module, to_numpy
 
-__all__ = ["PreprocessedBatch", "compute_scale", "resize_image",
+__all__ = ["PreprocessedBatch", "rescale_boxes", "compute_scale", "resize_image",
            "check_images", "check_targets", "preprocess"]
 
 
@@ -46,32 +46,37 @@ class PreprocessedBatch:
     original_sizes: list
     scales: list
 
-    def box_factors(self, i):
-        """(4,) float64 factors mapping image i's boxes into the network."""
-        (h, w), (H, W) = self.image_sizes[i], self.original_sizes[i]
-        return np.array([w / W, h / H, w / W, h / H])
+    def to_network(self, i, boxes, dtype=None):
+        """(K, 4) boxes of image i, original -> network pixels.
 
-    def to_network(self, i, boxes):
-        """Scale (K, 4) boxes of image i from original to network pixels."""
-        return boxes * self.box_factors(i).astype(boxes.dtype)
+        Returns them beside the batch's images (numpy or cupy), in ``dtype``
+        (default: the images' dtype).
+        """
+        xp = get_array_module(self.images)
+        dtype = self.images.dtype if dtype is None else dtype
+        boxes = np.asarray(to_numpy(boxes), dtype=dtype)
+        return xp.asarray(rescale_boxes(boxes, self.original_sizes[i], self.image_sizes[i]))
 
     def to_original(self, i, boxes):
-        """Scale (K, 4) boxes of image i from network to original pixels."""
-        return boxes / self.box_factors(i).astype(boxes.dtype)
-
-    def network_boxes(self, i, boxes, dtype):
-        """(K, 4) boxes of image i in original pixels -> network pixels, as
-        an array of ``dtype`` beside the batch's images (numpy or cupy)."""
-        xp = get_array_module(self.images)
-        return xp.asarray(self.to_network(i, np.asarray(to_numpy(boxes), dtype=dtype)))
-
-    def original_boxes(self, i, boxes):
-        """(K, 4) boxes of image i in network pixels -> a numpy array in
-        original pixels, clipped to the original image (the rounding of the
-        resized size can push an edge a hair past the border)."""
+        """(K, 4) boxes of image i, network -> original pixels, as a numpy
+        array clipped to the original image (the rounding of the resized
+        size can push an edge a hair past the border)."""
         H, W = self.original_sizes[i]
-        boxes = self.to_original(i, to_numpy(boxes))
+        boxes = rescale_boxes(to_numpy(boxes), self.image_sizes[i], (H, W))
         return np.clip(boxes, 0, np.array([W, H, W, H], dtype=boxes.dtype))
+
+
+def rescale_boxes(boxes, from_size, to_size):
+    """Map (K, 4) boxes between two sizes of one image, axis by axis.
+
+    ``boxes * (w'/w, h'/h, w'/w, h'/h)`` for ``from_size`` (h, w) and
+    ``to_size`` (h', w'), in the boxes' dtype and array module: the one
+    rule for original <-> network pixels (the per-axis factors of the
+    actual resized size, see the module notes).
+    """
+    (h, w), (h2, w2) = from_size, to_size
+    factors = np.array([w2 / w, h2 / h, w2 / w, h2 / h], dtype=boxes.dtype)
+    return boxes * get_array_module(boxes).asarray(factors)
 
 
 def compute_scale(height, width, target_size, max_size):

@@ -2,50 +2,56 @@
 
 Fast R-CNN section 2.3; py-faster-rcnn's ``lib/rpn/proposal_target_layer.py``.
 From the proposals (and the ground truth appended to them) a fixed-size batch
-of RoIs is drawn: foreground where the best IoU with a GT box is at least
-``fg_iou`` (at most ``round(batch_size * positive_fraction)`` of them),
-background where it lies in ``[lo, hi)``. Each foreground RoI gets the
+of RoIs is drawn, with the matcher and the balanced sampler that the anchor
+targets use too (:mod:`minirpn.sampling`): positive (foreground, labelled
+with its GT box's class) where the best IoU with a GT box is at least
+``positive_iou`` (at most ``round(batch_size * positive_fraction)`` of them),
+negative (background, label 0) where it lies in
+``[negative_iou_floor, negative_iou)``. Each positive RoI gets the
 regression target towards its GT box, written into the four columns of its
 class (py-faster-rcnn's ``_get_bbox_regression_labels``),
 and an inside-weight mask that is 1 only there (``bbox_inside_weights``).
 
 Choices (documented here because several implementations differ):
 
-- Foreground quota: ``int(np.round(batch_size * positive_fraction))`` as in
-  py-faster-rcnn, so halves round to even (10 * 0.25 = 2.5 -> 2).
-- Background shortfall (too few background RoIs to fill the batch):
-  every distinct background RoI is used once, and only the shortfall is drawn
-  WITH replacement. tf-faster-rcnn redraws the whole set with replacement,
-  which can leave some backgrounds out while repeating others.
-- Empty window: ``lo`` (0.1) is a heuristic for hard-negative mining (Fast
+- Positive quota: ``int(np.round(batch_size * positive_fraction))`` as in
+  py-faster-rcnn, so halves round to even (10 * 0.25 = 2.5 -> 2). (The
+  anchor targets round down, as py-faster-rcnn's anchor layer does.)
+- Negative shortfall (too few negative RoIs to fill the batch): every
+  distinct negative is used once, and only the shortfall is drawn WITH
+  replacement. tf-faster-rcnn redraws the whole set with replacement, which
+  can leave some negatives out while repeating others.
+- Empty window: the floor (0.1) is a heuristic for hard-negative mining (Fast
   R-CNN, section 2.3), not a rule that easy negatives are wrong. When no
-  candidate lies in ``[lo, hi)`` -- always the case for an image without GT,
-  where every IoU is 0 -- the window widens to ``[0, hi)`` (torchvision's
-  rule) and ``fallback`` is set, so a step-through shows it happened.
-- No background even then (every candidate overlaps GT by >= hi): the batch
-  is NOT padded with repeated foregrounds, which would break the foreground
-  quota; it is returned short (R = number of foregrounds < batch_size).
+  candidate lies in ``[floor, negative_iou)`` -- always the case for an
+  image without GT, where every IoU is 0 -- the window widens to
+  ``[0, negative_iou)`` (torchvision's rule) and ``fallback`` is set, so a
+  step-through shows it happened.
+- No negative even then (every candidate overlaps GT by >= negative_iou):
+  the batch is NOT padded with repeated positives, which would break the
+  positive quota; it is returned short (R = number of positives < batch_size).
   Losses must normalise by R, never by ``batch_size``. With no proposals and
   no GT, R = 0.
 - Targets: ``encode_boxes(roi, gt, weights=1/box_stds)``, which equals
   py-faster-rcnn's division by ``BBOX_NORMALIZE_STDS`` (means are zero). The
   head's output is decoded with the same weights, see
-  :func:`stds_to_weights`. Columns ``4c:4c+4`` belong to class c; class 0
+  :func:`minirpn.ops.stds_to_weights`. Columns ``4c:4c+4`` belong to class c; class 0
   (background) columns are always zero.
 - Sampling is done on the host with the caller's numpy Generator, so a seed
   gives the same batch on either backend.
 """
 from dataclasses import dataclass
-from numbers import Integral, Real
 
 import numpy as np
 
 from .backend import get_array_module
-from .checks import (check_array, check_float_array, check_probability,
-                     check_same_dtype, deferrable, first_bad_row)
-from .ops import box_iou, check_boxes, encode_boxes
+from .checks import (check_class_labels, check_iou_thresholds, check_number,
+                     check_positive_area, check_positive_int, check_probability,
+                     check_rng, check_same_dtype)
+from .ops import check_boxes, encode_boxes, stds_to_weights
+from .sampling import match_boxes, sample_balanced
 
-__all__ = ["sample_proposals", "ProposalTargets", "stds_to_weights"]
+__all__ = ["sample_proposals", "ProposalTargets"]
 
 
 @dataclass
@@ -54,15 +60,15 @@ class ProposalTargets:
 
     Shape symbols: R sampled RoIs (``batch_size`` unless the candidates ran
     out, see the module notes), C classes without background, N proposals.
-    Rows are foregrounds first, then distinct backgrounds, then repeats.
+    Rows are positives first, then distinct negatives, then repeats.
 
     Attributes
     ----------
     rois : (R, 4) float, dtype of the proposals
     labels : (R,) int64
-        Class in 1..C for foreground, 0 for background.
+        Class in 1..C for a positive RoI, 0 (background) for a negative.
     matched_gt : (R,) int64
-        Index of the GT box with the highest IoU (for background rows: the
+        Index of the GT box with the highest IoU (for negative rows: the
         nearest GT, for display only); -1 when the image has no GT.
     max_iou : (R,) float
         That highest IoU (0 when there is no GT).
@@ -72,18 +78,18 @@ class ProposalTargets:
     is_gt : (R,) bool
         ``source >= N``: the RoI is an appended GT box.
     bbox_targets : (R, 4 * (C + 1)) float
-        Normalised deltas in the true class's four columns of foreground
+        Normalised deltas in the true class's four columns of positive
         rows, zero elsewhere.
     bbox_weights : (R, 4 * (C + 1)) float
         1 exactly where ``bbox_targets`` holds a target, else 0.
-    num_fg : int
-        Foreground rows (the first ``num_fg``).
-    num_bg_unique : int
-        Distinct background rows; the remaining ``R - num_fg -
-        num_bg_unique`` rows repeat them.
+    num_positive : int
+        Positive rows (the first ``num_positive``).
+    num_negative_unique : int
+        Distinct negative rows; the remaining ``R - num_positive -
+        num_negative_unique`` rows repeat them.
     fallback : bool
-        True when the ``[lo, hi)`` background window was empty and widened
-        to ``[0, hi)``.
+        True when the ``[negative_iou_floor, negative_iou)`` window was
+        empty and widened to ``[0, negative_iou)``.
     """
     rois: object
     labels: object
@@ -93,30 +99,20 @@ class ProposalTargets:
     is_gt: object
     bbox_targets: object
     bbox_weights: object
-    num_fg: int
-    num_bg_unique: int
+    num_positive: int
+    num_negative_unique: int
     fallback: bool
 
     @property
-    def num_bg(self):
-        """Background rows, repeats included."""
-        return int(self.labels.shape[0]) - self.num_fg
-
-
-def stds_to_weights(box_stds):
-    """Encoding weights equivalent to dividing deltas by ``box_stds``.
-
-    ``encode_boxes(..., weights=w)`` multiplies each delta by ``w``, so
-    normalising by the stds is ``w = 1 / std``; decoding the head's output
-    with the same ``w`` inverts it.
-    """
-    return tuple(1.0 / float(s) for s in box_stds)
+    def num_negative(self):
+        """Negative rows, repeats included."""
+        return int(self.labels.shape[0]) - self.num_positive
 
 
 def sample_proposals(proposals, gt_boxes, gt_labels, num_classes, *,
-                     batch_size=128, positive_fraction=0.25, fg_iou=0.5,
-                     bg_iou=(0.1, 0.5), box_stds=(0.1, 0.1, 0.2, 0.2),
-                     rng=None):
+                     batch_size=128, positive_fraction=0.25, positive_iou=0.5,
+                     negative_iou=0.5, negative_iou_floor=0.1,
+                     box_stds=(0.1, 0.1, 0.2, 0.2), rng=None):
     """Sample RoIs from the proposals and build their class-specific targets.
 
     Shape symbols: N proposals, K GT boxes, C classes (background excluded),
@@ -135,11 +131,14 @@ def sample_proposals(proposals, gt_boxes, gt_labels, num_classes, *,
     batch_size : int
         RoIs per image (py-faster-rcnn ``TRAIN.BATCH_SIZE``).
     positive_fraction : float in [0, 1]
-        Most foreground is ``round(batch_size * positive_fraction)``.
-    fg_iou : float in [0, 1]
-        Foreground when max IoU >= fg_iou.
-    bg_iou : (float, float)
-        (lo, hi): background when lo <= max IoU < hi; lo <= hi <= fg_iou.
+        Most positives: ``round(batch_size * positive_fraction)``
+        (``TRAIN.FG_FRACTION``).
+    positive_iou : float in [0, 1]
+        Positive when max IoU >= positive_iou (``TRAIN.FG_THRESH``).
+    negative_iou, negative_iou_floor : float in [0, 1]
+        Negative when negative_iou_floor <= max IoU < negative_iou
+        (``TRAIN.BG_THRESH_LO``, ``TRAIN.BG_THRESH_HI``); floor <=
+        negative_iou <= positive_iou.
     box_stds : 4 positive floats
         Standard deviations the deltas are divided by.
     rng : numpy.random.Generator, optional
@@ -150,155 +149,84 @@ def sample_proposals(proposals, gt_boxes, gt_labels, num_classes, *,
     ProposalTargets
     """
     xp = get_array_module(proposals, gt_boxes)
-    lo, hi, weights = _check(proposals, gt_boxes, gt_labels, num_classes,
-                             batch_size, positive_fraction, fg_iou, bg_iou,
-                             box_stds, rng)
-    rng = np.random.default_rng() if rng is None else rng
+    positive_iou, negative_iou, floor = check_iou_thresholds(
+        positive_iou, negative_iou, negative_iou_floor)
+    weights = _check(proposals, gt_boxes, gt_labels, num_classes, batch_size,
+                     positive_fraction, box_stds)
+    rng = check_rng(rng)
     # Labels often stay host-side (dataset targets) while boxes are on the
     # device: move them to the boxes' module so they can be indexed there.
     gt_labels = xp.asarray(gt_labels)
-    num_gt = gt_boxes.shape[0]
 
     # 1. Append the GT boxes to the candidates (py-faster-rcnn):
     # early in training the proposals are poor, and this guarantees
-    # foreground RoIs with exact targets.
+    # positive RoIs with exact targets.
     candidates = xp.concatenate([proposals, gt_boxes], axis=0)
 
     # 2. Match each candidate to the GT box it overlaps most.
-    if num_gt > 0:
-        iou = box_iou(candidates, gt_boxes)
-        matched = xp.argmax(iou, axis=1).astype(np.int64)
-        max_iou = xp.max(iou, axis=1)
-    else:
-        matched = xp.full(candidates.shape[0], -1, dtype=np.int64)
-        max_iou = xp.zeros(candidates.shape[0], dtype=proposals.dtype)
+    _, matched, max_iou = match_boxes(candidates, gt_boxes)
 
     # 3. Label by IoU (Fast R-CNN section 2.3: foreground at 0.5 and above,
-    # background in [0.1, 0.5)); widen an empty background window (module notes).
-    fg = xp.flatnonzero(max_iou >= fg_iou)
-    in_window = (max_iou >= lo) & (max_iou < hi)
-    fallback = lo > 0 and not bool(in_window.any())
-    bg = xp.flatnonzero(max_iou < hi if fallback else in_window)
+    # background in [0.1, 0.5)); widen an empty negative window (module notes).
+    positive = xp.flatnonzero(max_iou >= positive_iou)
+    in_window = (max_iou >= floor) & (max_iou < negative_iou)
+    fallback = floor > 0 and not bool(in_window.any())
+    negative = xp.flatnonzero(max_iou < negative_iou if fallback else in_window)
 
-    # 4. At most round(batch_size * positive_fraction) foregrounds.
+    # 4.-5. At most round(batch_size * positive_fraction) positives, then
+    # negatives up to batch_size, repeating some when they are short.
     quota = int(np.round(batch_size * positive_fraction))
-    fg = _choose(fg, min(quota, fg.shape[0]), rng, xp)
+    positive, negative, num_negative_unique = sample_balanced(
+        positive, negative, batch_size, quota, rng, repeat_negatives=True)
 
-    # 5. Fill the rest with background, repeating some when short.
-    bg, num_bg_unique = _fill(bg, batch_size - fg.shape[0], rng, xp)
-
-    # 6. Gather the batch; labels come from the matched GT box.
-    keep = xp.concatenate([fg, bg])
-    num_fg = int(fg.shape[0])
+    # 6. Gather the batch; a positive's label is its matched GT's class.
+    keep = xp.concatenate([positive, negative]).astype(np.int64)
+    num_positive = int(positive.shape[0])
     labels = xp.zeros(keep.shape[0], dtype=np.int64)
-    if num_fg:
-        labels[:num_fg] = gt_labels[matched[fg]].astype(np.int64)
+    labels[:num_positive] = gt_labels[matched[positive]].astype(np.int64)
     rois = candidates[keep]
 
     # 7. Class-specific targets and the inside-weight mask.
     targets, mask = _class_targets(rois, gt_boxes, matched[keep], labels,
-                                   num_fg, num_classes, weights, xp)
+                                   num_positive, num_classes, weights, xp)
     return ProposalTargets(
         rois=rois, labels=labels, matched_gt=matched[keep],
-        max_iou=max_iou[keep], source=keep.astype(np.int64),
-        is_gt=keep >= proposals.shape[0], bbox_targets=targets,
-        bbox_weights=mask, num_fg=num_fg, num_bg_unique=num_bg_unique,
-        fallback=fallback)
+        max_iou=max_iou[keep], source=keep, is_gt=keep >= proposals.shape[0],
+        bbox_targets=targets, bbox_weights=mask, num_positive=num_positive,
+        num_negative_unique=num_negative_unique, fallback=fallback)
 
 
-def _choose(indices, n, rng, xp):
-    """n of ``indices`` at random without replacement (host-side rng).
-
-    The rng draws positions into ``indices`` (it needs only their count), so
-    the indices stay on their device and only the positions travel there;
-    the same draws as ``rng.choice(indices, ...)``, which takes positions
-    too."""
-    picked = rng.choice(indices.shape[0], size=n, replace=False)
-    return indices[xp.asarray(picked)].astype(np.int64)
-
-
-def _fill(bg, n, rng, xp):
-    """n background indices: distinct ones first, then the shortfall drawn
-    with replacement. Returns (indices, number of distinct ones)."""
-    available = bg.shape[0]
-    if available == 0 or n == 0:
-        return xp.zeros(0, dtype=np.int64), 0
-    if available >= n:
-        return _choose(bg, n, rng, xp), n
-    # positions again: rng.permutation(k) and rng.choice(k, ...) draw what
-    # permutation/choice of the k indices themselves would
-    picked = np.concatenate([rng.permutation(available),
-                             rng.choice(available, size=n - available,
-                                        replace=True)])
-    return bg[xp.asarray(picked)].astype(np.int64), int(available)
-
-
-def _class_targets(rois, gt_boxes, matched, labels, num_fg, num_classes,
+def _class_targets(rois, gt_boxes, matched, labels, num_positive, num_classes,
                    weights, xp):
-    """(R, 4(C+1)) targets and weights; only foreground rows are filled,
+    """(R, 4(C+1)) targets and weights; only positive rows are filled,
     in columns 4 * label .. 4 * label + 3."""
     num = rois.shape[0]
     targets = xp.zeros((num, 4 * (num_classes + 1)), dtype=rois.dtype)
     mask = xp.zeros_like(targets)
-    if num_fg == 0:
+    if num_positive == 0:
         return targets, mask
-    deltas = encode_boxes(rois[:num_fg], gt_boxes[matched[:num_fg]],
+    deltas = encode_boxes(rois[:num_positive], gt_boxes[matched[:num_positive]],
                           weights=weights)
-    rows = xp.arange(num_fg)[:, None]
-    cols = 4 * labels[:num_fg, None] + xp.arange(4)[None, :]
+    rows = xp.arange(num_positive)[:, None]
+    cols = 4 * labels[:num_positive, None] + xp.arange(4)[None, :]
     targets[rows, cols] = deltas
     mask[rows, cols] = 1
     return targets, mask
 
 
-@deferrable
 def _check(proposals, gt_boxes, gt_labels, num_classes, batch_size,
-           positive_fraction, fg_iou, bg_iou, box_stds, rng):
-    """Validate the arguments; return (lo, hi, encoding weights)."""
-    check_float_array(proposals, "proposals", shape=(None, 4))
-    check_float_array(gt_boxes, "gt_boxes", shape=(None, 4))
-    check_same_dtype("proposals", proposals, gt_boxes=gt_boxes)
-    check_array(gt_labels, "gt_labels", ndim=1)
-    if gt_labels.shape[0] != gt_boxes.shape[0]:
-        raise ValueError(
-            f"gt_labels must have one entry per GT box: gt_boxes has "
-            f"{gt_boxes.shape[0]} rows, gt_labels has {gt_labels.shape[0]}")
-    if gt_labels.dtype.kind not in "iu":
-        raise TypeError(f"gt_labels must be an integer array, "
-                        f"got dtype {gt_labels.dtype}")
-    for name, value in (("num_classes", num_classes),
-                        ("batch_size", batch_size)):
-        if isinstance(value, bool) or not isinstance(value, Integral) \
-                or value <= 0:
-            raise ValueError(f"{name} must be a positive int, got {value!r}")
+           positive_fraction, box_stds):
+    """Validate the arguments; return the encoding weights (1 / box_stds)."""
     check_boxes(proposals, "proposals")
     check_boxes(gt_boxes, "gt_boxes")
-    flat = (gt_boxes[:, 2] <= gt_boxes[:, 0]) | (gt_boxes[:, 3] <= gt_boxes[:, 1])
-    bad = first_bad_row(flat)
-    if bad is not None:
-        raise ValueError(f"gt_boxes must have positive area, got row {bad} "
-                         f"= {gt_boxes[bad].tolist()}")
-    bad = first_bad_row((gt_labels < 1) | (gt_labels > num_classes))
-    if bad is not None:
-        raise ValueError(
-            f"gt_labels must lie in 1..{num_classes} (0 is background), "
-            f"got {int(gt_labels[bad])} at row {bad}")
+    check_same_dtype("proposals", proposals, gt_boxes=gt_boxes)
+    check_positive_area(gt_boxes, "gt_boxes")
+    num_classes = check_positive_int(num_classes, "num_classes")
+    check_class_labels(gt_labels, "gt_labels", num_classes, gt_boxes.shape[0])
+    check_positive_int(batch_size, "batch_size")
     check_probability(positive_fraction, "positive_fraction")
-    fg_iou = check_probability(fg_iou, "fg_iou")
-    if not isinstance(bg_iou, (tuple, list)) or len(bg_iou) != 2:
-        raise ValueError(f"bg_iou must be a pair (lo, hi), got {bg_iou!r}")
-    lo = check_probability(bg_iou[0], "bg_iou[0] (lo)")
-    hi = check_probability(bg_iou[1], "bg_iou[1] (hi)")
-    if not lo <= hi <= fg_iou:
-        # hi > fg_iou would make a RoI both foreground and background.
-        raise ValueError(f"bg_iou must satisfy lo <= hi <= fg_iou "
-                         f"= {fg_iou}, got {tuple(bg_iou)!r}")
-    if len(box_stds) != 4 or not all(
-            isinstance(s, Real) and not isinstance(s, bool)
-            and np.isfinite(s) and s > 0 for s in box_stds):
-        raise ValueError(f"box_stds must be 4 positive finite numbers, "
-                         f"got {box_stds!r}")
-    if rng is not None and not isinstance(rng, np.random.Generator):
-        raise TypeError(f"rng must be a numpy.random.Generator or None, "
-                        f"got {type(rng).__name__}")
-    return lo, hi, stds_to_weights(box_stds)
+    if not hasattr(box_stds, "__len__") or len(box_stds) != 4:
+        raise ValueError(f"box_stds must be 4 positive finite numbers, got {box_stds!r}")
+    for i, std in enumerate(box_stds):
+        check_number(std, f"box_stds[{i}]", strict=True)
+    return stds_to_weights(box_stds)

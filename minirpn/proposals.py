@@ -15,28 +15,21 @@ scores. The order of the steps is py-faster-rcnn's ``proposal_layer.py``:
 Every step records which anchors it removed, so a step-through can show the
 proposals before and after NMS and what NMS removed.
 
-Defaults (Faster R-CNN, py-faster-rcnn ``config.py``): 12000 boxes into NMS
-and 2000 out in training, 6000 and 300 at test time (Ren et al. 2015,
-sections 3.3 and 4.1: 2000 proposals for training, 300 at test time).
+The paper's counts (py-faster-rcnn ``config.py``; Ren et al. 2015, sections
+3.3 and 4.1) are 12000 boxes into NMS and 2000 out in training, 6000 and 300
+at test time: ``Config.paper``'s ``rpn_pre_nms_top_n_train`` etc.
 """
 from dataclasses import dataclass, field
-from numbers import Integral, Real
 
 import numpy as np
 
 from .backend import get_array_module
-from .checks import (check_float_array, check_probability, check_same_dtype,
+from .checks import (check_float_array, check_image_size, check_number,
+                     check_positive_int, check_probability, check_same_dtype,
                      deferrable, first_bad_row)
 from .ops import clip_boxes, decode_boxes, nms, remove_small_boxes
 
-__all__ = ["ProposalLayer", "Proposals", "ProposalStep", "STEP_NAMES",
-           "TRAIN_PRE_NMS_TOP_N", "TRAIN_POST_NMS_TOP_N",
-           "TEST_PRE_NMS_TOP_N", "TEST_POST_NMS_TOP_N"]
-
-TRAIN_PRE_NMS_TOP_N = 12000
-TRAIN_POST_NMS_TOP_N = 2000
-TEST_PRE_NMS_TOP_N = 6000
-TEST_POST_NMS_TOP_N = 300
+__all__ = ["propose", "Proposals", "ProposalStep", "STEP_NAMES"]
 
 STEP_NAMES = ("decode", "clip", "min_size", "pre_nms_top_n", "nms",
               "post_nms_top_n")
@@ -65,7 +58,7 @@ class ProposalStep:
 
 @dataclass
 class Proposals:
-    """Output of :class:`ProposalLayer`.
+    """Output of :func:`propose`.
 
     Shape symbols: P proposals kept, Q boxes that went into NMS (Q >= P).
 
@@ -105,23 +98,6 @@ class Proposals:
         return self.step("nms").removed
 
 
-def _positive_int(value, name):
-    if isinstance(value, bool) or not isinstance(value, Integral) \
-            or value <= 0:
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
-    return int(value)
-
-
-def _positive_real(value, name, allow_zero=False):
-    ok = isinstance(value, Real) and not isinstance(value, bool) \
-        and np.isfinite(value) and (value >= 0 if allow_zero else value > 0)
-    if not ok:
-        kind = "non-negative" if allow_zero else "positive"
-        raise ValueError(f"{name} must be a finite {kind} number, "
-                         f"got {value!r}")
-    return float(value)
-
-
 def _split(index, keep, xp):
     """Rows ``keep`` of ``index`` survive; return (kept, removed) indices."""
     mask = xp.ones(index.shape[0], dtype=bool)
@@ -129,11 +105,29 @@ def _split(index, keep, xp):
     return index[keep], index[mask]
 
 
-class ProposalLayer:
-    """Turn RPN scores and deltas into proposals (py-faster-rcnn's proposal_layer.py).
+def propose(fg_probs, deltas, anchors, image_size, *, pre_nms_top_n,
+            post_nms_top_n, nms_threshold=0.7, min_size=16.0, scale=1.0):
+    """Turn one image's RPN scores and deltas into proposals (the six steps).
+
+    Shape symbols: A anchors, P proposals kept.
+
+    The scores are foreground PROBABILITIES (the RPN's two-class softmax),
+    not raw logits. Ranking by the raw foreground logit was ChainerCV's
+    mistake: with a two-class softmax the probability is
+    ``sigmoid(z_fg - z_bg)``, whose order is that of the logit difference,
+    not of ``z_fg`` alone. Probabilities are also what we report and
+    threshold downstream.
 
     Parameters
     ----------
+    fg_probs : (A,) float32 or float64
+        Foreground probability of each anchor, in [0, 1].
+    deltas : (A, 4) float, same dtype
+        Predicted (t_x, t_y, t_w, t_h) per anchor.
+    anchors : (A, 4) float, same dtype
+        Anchor boxes (x1, y1, x2, y2) in input-image pixels.
+    image_size : (int, int)
+        (H, W) of the network's input image, for clipping.
     pre_nms_top_n : int
         Boxes kept, by score, before NMS (step 4).
     post_nms_top_n : int
@@ -142,145 +136,101 @@ class ProposalLayer:
         A box is suppressed when its IoU with a higher scoring one is
         greater than this.
     min_size : float
-        Smallest width and height kept, in ORIGINAL-image pixels; it is
-        multiplied by the preprocessing ``scale`` at call time, as in
-        py-faster-rcnn (``min_size * im_info[2]``).
+        Smallest width and height kept, in ORIGINAL-image pixels: it is
+        multiplied by ``scale``, as in py-faster-rcnn
+        (``min_size * im_info[2]``).
+    scale : float
+        Factor the original image was resized by.
+
+    Returns
+    -------
+    Proposals
+        ``boxes`` (P, 4) and ``scores`` (P,) in the input dtype, plus the
+        per-step bookkeeping. P may be 0.
     """
+    xp = get_array_module(fg_probs, deltas, anchors)
+    pre_nms_top_n, post_nms_top_n, nms_threshold, min_size = _check(
+        fg_probs, deltas, anchors, image_size, scale, pre_nms_top_n,
+        post_nms_top_n, nms_threshold, min_size)
+    num_anchors = fg_probs.shape[0]
+    steps = []
+    index = xp.arange(num_anchors, dtype=np.int64)  # row -> anchor
+    none = xp.zeros(0, dtype=np.int64)
 
-    def __init__(self, pre_nms_top_n, post_nms_top_n, nms_threshold=0.7,
-                 min_size=16):
-        self.pre_nms_top_n = _positive_int(pre_nms_top_n, "pre_nms_top_n")
-        self.post_nms_top_n = _positive_int(post_nms_top_n, "post_nms_top_n")
-        self.nms_threshold = check_probability(nms_threshold, "nms_threshold")
-        self.min_size = _positive_real(min_size, "min_size", allow_zero=True)
+    # 1. Decode: apply the RPN's regression coefficients to the anchors.
+    boxes = decode_boxes(anchors, deltas)
+    steps.append(ProposalStep("decode", num_anchors, num_anchors, none))
 
-    @classmethod
-    def for_training(cls, **kwargs):
-        """The training configuration: 12000 boxes into NMS, 2000 out."""
-        return cls(TRAIN_PRE_NMS_TOP_N, TRAIN_POST_NMS_TOP_N, **kwargs)
+    # 2. Clip to the image: a box outside it crops nothing useful.
+    boxes = clip_boxes(boxes, (image_size[0], image_size[1]))
+    steps.append(ProposalStep("clip", num_anchors, num_anchors, none))
 
-    @classmethod
-    def for_testing(cls, **kwargs):
-        """The test configuration: 6000 boxes into NMS, 300 out."""
-        return cls(TEST_PRE_NMS_TOP_N, TEST_POST_NMS_TOP_N, **kwargs)
+    # 3. Drop tiny boxes. min_size is in original-image pixels, so it is
+    # scaled like the image was (py-faster-rcnn _filter_boxes). The kept
+    # indices come back ascending: anchor order breaks score ties below.
+    keep = remove_small_boxes(boxes, min_size * scale)
+    index, removed = _split(index, keep, xp)
+    boxes, scores = boxes[keep], fg_probs[keep]
+    steps.append(ProposalStep("min_size", num_anchors, len(keep), removed))
 
-    def __repr__(self):
-        return (f"ProposalLayer(pre_nms_top_n={self.pre_nms_top_n}, "
-                f"post_nms_top_n={self.post_nms_top_n}, "
-                f"nms_threshold={self.nms_threshold}, "
-                f"min_size={self.min_size})")
+    # 4. Top pre_nms_top_n by score; a stable sort so equal scores keep
+    # anchor order and a run is reproducible.
+    order = xp.argsort(-scores, kind="stable")
+    n_in = order.shape[0]
+    keep, cut = order[:pre_nms_top_n], order[pre_nms_top_n:]
+    steps.append(ProposalStep("pre_nms_top_n", n_in, keep.shape[0],
+                              index[cut]))
+    boxes, scores, index = boxes[keep], scores[keep], index[keep]
+    before = (boxes, scores, index)
 
-    def __call__(self, fg_probs, deltas, anchors, image_size, scale=1.0):
-        """Run the six steps.
+    # 5. NMS removes near-duplicates so lower-ranked boxes can reach the
+    # top N (Ren et al. 2015, 3.3). nms returns kept positions by score, ties
+    # by position, so on this sorted input they come back ascending.
+    keep = nms(boxes, scores, nms_threshold)
+    index, removed = _split(index, keep, xp)
+    steps.append(ProposalStep("nms", boxes.shape[0], keep.shape[0],
+                              removed))
+    boxes, scores = boxes[keep], scores[keep]
 
-        Shape symbols: A anchors, P proposals kept.
+    # 6. Keep post_nms_top_n: the RoIs handed to the detection head.
+    n_in = boxes.shape[0]
+    cut = index[post_nms_top_n:]
+    boxes, scores = boxes[:post_nms_top_n], scores[:post_nms_top_n]
+    index = index[:post_nms_top_n]
+    steps.append(ProposalStep("post_nms_top_n", n_in, boxes.shape[0], cut))
 
-        The scores are foreground PROBABILITIES (the RPN's two-class
-        softmax), not raw logits. Ranking by the raw foreground logit was
-        ChainerCV's mistake: with a two-class softmax the probability is
-        ``sigmoid(z_fg - z_bg)``, whose order is that of the logit
-        difference, not of ``z_fg`` alone. Probabilities are also what we
-        report and threshold downstream.
+    return Proposals(boxes=boxes, scores=scores, anchor_indices=index,
+                     before_nms_boxes=before[0],
+                     before_nms_scores=before[1],
+                     before_nms_anchor_indices=before[2], steps=steps)
 
-        Parameters
-        ----------
-        fg_probs : (A,) float32 or float64
-            Foreground probability of each anchor, in [0, 1].
-        deltas : (A, 4) float, same dtype
-            Predicted (t_x, t_y, t_w, t_h) per anchor.
-        anchors : (A, 4) float, same dtype
-            Anchor boxes (x1, y1, x2, y2) in input-image pixels.
-        image_size : (int, int)
-            (H, W) of the network's input image, for clipping.
-        scale : float
-            Factor the original image was resized by; scales ``min_size``.
 
-        Returns
-        -------
-        Proposals
-            ``boxes`` (P, 4) and ``scores`` (P,) in the input dtype, plus
-            the per-step bookkeeping. P may be 0.
-        """
-        xp = get_array_module(fg_probs, deltas, anchors)
-        self._check(fg_probs, deltas, anchors, image_size, scale)
-        num_anchors = fg_probs.shape[0]
-        steps = []
-        index = xp.arange(num_anchors, dtype=np.int64)  # row -> anchor
-        none = xp.zeros(0, dtype=np.int64)
-
-        # 1. Decode: apply the RPN's regression coefficients to the anchors.
-        boxes = decode_boxes(anchors, deltas)
-        steps.append(ProposalStep("decode", num_anchors, num_anchors, none))
-
-        # 2. Clip to the image: a box outside it crops nothing useful.
-        boxes = clip_boxes(boxes, (image_size[0], image_size[1]))
-        steps.append(ProposalStep("clip", num_anchors, num_anchors, none))
-
-        # 3. Drop tiny boxes. min_size is in original-image pixels, so it is
-        # scaled like the image was (py-faster-rcnn _filter_boxes). The kept
-        # indices come back ascending: anchor order breaks score ties below.
-        keep = remove_small_boxes(boxes, self.min_size * scale)
-        index, removed = _split(index, keep, xp)
-        boxes, scores = boxes[keep], fg_probs[keep]
-        steps.append(ProposalStep("min_size", num_anchors, len(keep), removed))
-
-        # 4. Top pre_nms_top_n by score; a stable sort so equal scores keep
-        # anchor order and a run is reproducible.
-        order = xp.argsort(-scores, kind="stable")
-        n_in = order.shape[0]
-        keep, cut = order[:self.pre_nms_top_n], order[self.pre_nms_top_n:]
-        steps.append(ProposalStep("pre_nms_top_n", n_in, keep.shape[0],
-                                  index[cut]))
-        boxes, scores, index = boxes[keep], scores[keep], index[keep]
-        before = (boxes, scores, index)
-
-        # 5. NMS removes near-duplicates so lower-ranked boxes can reach the
-        # top N (Ren et al. 2015, 3.3). nms returns kept positions by score, ties
-        # by position, so on this sorted input they come back ascending.
-        keep = nms(boxes, scores, self.nms_threshold)
-        index, removed = _split(index, keep, xp)
-        steps.append(ProposalStep("nms", boxes.shape[0], keep.shape[0],
-                                  removed))
-        boxes, scores = boxes[keep], scores[keep]
-
-        # 6. Keep post_nms_top_n: the RoIs handed to the detection head.
-        n_in = boxes.shape[0]
-        cut = index[self.post_nms_top_n:]
-        boxes, scores = boxes[:self.post_nms_top_n], scores[:self.post_nms_top_n]
-        index = index[:self.post_nms_top_n]
-        steps.append(ProposalStep("post_nms_top_n", n_in, boxes.shape[0], cut))
-
-        return Proposals(boxes=boxes, scores=scores, anchor_indices=index,
-                         before_nms_boxes=before[0],
-                         before_nms_scores=before[1],
-                         before_nms_anchor_indices=before[2], steps=steps)
-
-    @staticmethod
-    @deferrable
-    def _check(fg_probs, deltas, anchors, image_size, scale):
-        """Validate the call's arguments (ValueError/TypeError)."""
-        xp = get_array_module(fg_probs, deltas, anchors)
-        check_float_array(fg_probs, "fg_probs", ndim=1)
-        n = fg_probs.shape[0]
-        for name, x in (("deltas", deltas), ("anchors", anchors)):
-            check_float_array(x, name, ndim=2)
-            if x.shape != (n, 4):
-                raise ValueError(
-                    f"{name} must have shape (A, 4) with A = {n} (the length "
-                    f"of fg_probs), got {tuple(x.shape)}")
-        check_same_dtype("fg_probs", fg_probs, deltas=deltas, anchors=anchors)
-        bad = first_bad_row(~xp.isfinite(fg_probs) | (fg_probs < 0)
-                            | (fg_probs > 1))
-        if bad is not None:
+@deferrable
+def _check(fg_probs, deltas, anchors, image_size, scale, pre_nms_top_n,
+           post_nms_top_n, nms_threshold, min_size):
+    """Validate the arguments; return the four settings, checked."""
+    xp = get_array_module(fg_probs, deltas, anchors)
+    check_float_array(fg_probs, "fg_probs", ndim=1)
+    n = fg_probs.shape[0]
+    for name, x in (("deltas", deltas), ("anchors", anchors)):
+        check_float_array(x, name, ndim=2)
+        if x.shape != (n, 4):
             raise ValueError(
-                f"fg_probs must be finite probabilities in [0, 1] (softmax "
-                f"output, not logits), got {float(fg_probs[bad])!r} at "
-                f"row {bad}")
-        # Finite deltas and valid anchors are checked (row named) by
-        # decode_boxes before anything is computed.
-        if not hasattr(image_size, "__len__") or len(image_size) != 2:
-            raise ValueError(f"image_size must be a pair (H, W), "
-                             f"got {image_size!r}")
-        _positive_real(image_size[0], "image_size[0] (H)")
-        _positive_real(image_size[1], "image_size[1] (W)")
-        _positive_real(scale, "scale")
+                f"{name} must have shape (A, 4) with A = {n} (the length "
+                f"of fg_probs), got {tuple(x.shape)}")
+    check_same_dtype("fg_probs", fg_probs, deltas=deltas, anchors=anchors)
+    bad = first_bad_row(~xp.isfinite(fg_probs) | (fg_probs < 0)
+                        | (fg_probs > 1))
+    if bad is not None:
+        raise ValueError(
+            f"fg_probs must be finite probabilities in [0, 1] (softmax "
+            f"output, not logits), got {float(fg_probs[bad])!r} at "
+            f"row {bad}")
+    # Finite deltas and valid anchors are checked (row named) by
+    # decode_boxes before anything is computed.
+    check_image_size(image_size)
+    check_number(scale, "scale", strict=True)
+    return (check_positive_int(pre_nms_top_n, "pre_nms_top_n"),
+            check_positive_int(post_nms_top_n, "post_nms_top_n"),
+            check_probability(nms_threshold, "nms_threshold"),
+            check_number(min_size, "min_size"))

@@ -114,11 +114,19 @@ class RoIHead(Module):
         return crops, crop_cache
 
     def forward(self, features, rois, rng=None):
+        """Crop, then classify: features (N, C, H, W) and rois (R, 5) ->
+        class scores (R, C + 1), box deltas (R, 4 (C + 1))."""
         crops, crop_cache = self.crop(features, rois)
+        self._cache = crop_cache
+        return self.classify(crops, rng)
+
+    def classify(self, crops, rng=None):
+        """fc6, fc7 and the two sibling outputs (Fast R-CNN, figure 1) on
+        (R, C, P, P) crops: class scores (R, C + 1), box deltas (R, 4 (C + 1)).
+        ``rng`` drives dropout while training."""
         x = crops
         for layer in self.trunk:
             x = layer.forward(x, rng) if isinstance(layer, Dropout) else layer(x)
-        self._cache = crop_cache
         return self.cls_score(x), self.bbox_pred(x)
 
     def backward(self, dscores, ddeltas):

@@ -2,9 +2,13 @@
 
 ``trace = model.step_through(image, target)`` runs the pipeline on one image
 and keeps every stage, in order. Each :class:`Stage` has a ``name``, a
-one-line ``summary``, its ``outputs`` (a dict of arrays and objects, shapes
-in :data:`STAGE_OUTPUTS`) and the ``seconds`` it took. Everything is a plain
-attribute, so a debugger or a notebook can look at it directly.
+one-line ``summary``, its ``outputs`` (a dict of arrays, shapes in
+:data:`STAGE_OUTPUTS`), its ``result`` (the stage function's own return
+value where that is an object: the :class:`~minirpn.anchor_targets.AnchorLabels`
+with ``explain(i)``, the :class:`~minirpn.proposals.Proposals`, ...) and the
+``seconds`` it took. Everything is a plain attribute, so a debugger or a
+notebook can look at it directly. The stages are the model's own stage
+methods, the very calls that ``forward_train`` and ``detect`` make.
 
 ``model.step_through(image, lazy=True)`` computes nothing up front:
 ``trace.next()`` runs one more stage and returns it, so a lesson can stop
@@ -18,11 +22,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .backend import to_numpy
 from .detections import class_boxes, class_probabilities
 from .preprocess import check_images, check_targets
 from .roi_head import batch_rois
-from .rpn import foreground_probability
 
 __all__ = ["Stage", "Trace", "STAGE_OUTPUTS"]
 
@@ -30,16 +32,19 @@ __all__ = ["Stage", "Trace", "STAGE_OUTPUTS"]
 #: feature map, P proposals, Q boxes into NMS, R RoIs, K = C + 1 classes).
 STAGE_OUTPUTS = {
     "preprocess": "image (1, 3, Hp, Wp) padded network input; scale float; "
-                  "image_size (h, w) resized; original_size (H, W)",
+                  "image_size (h, w) resized; original_size (H, W); "
+                  "result: the PreprocessedBatch",
     "features": "features (1, C, Hf, Wf)",
     "anchors": "anchors (A, 4), A = Hf * Wf * anchors per cell, order (Hf, Wf, a)",
-    "rpn": "scores (A, 2) bg/fg logits; fg_probs (A,); deltas (A, 4)",
+    "rpn": "scores (A, 2) bg/fg logits; fg_probs (A,); deltas (A, 4); "
+           "result: the model's RPNOutputs",
     "proposals": "before_nms_boxes (Q, 4); before_nms_scores (Q,); boxes (P, 4); "
-                 "scores (P,); removed_by_nms (Q - P',) anchor indices; proposals",
+                 "scores (P,); removed_by_nms (Q - P',) anchor indices; "
+                 "result: the Proposals",
     "anchor_labels": "labels (A,) int8 in {-1, 0, 1}; bbox_targets (A, 4); "
-                     "anchor_labels (AnchorLabels, with explain(i))",
+                     "result: the AnchorLabels, with explain(i)",
     "proposal_targets": "rois (R, 4); labels (R,); bbox_targets (R, 4K); "
-                        "bbox_weights (R, 4K); sampled (ProposalTargets)",
+                        "bbox_weights (R, 4K); result: the ProposalTargets",
     "losses": "rpn_cls, rpn_box, roi_cls, roi_box, total (floats)",
     "roi_features": "rois (P, 4); crops (P, C, 7, 7)",
     "head": "class_scores (P, K); class_probs (P, K); class_boxes (P, K, 4)",
@@ -49,11 +54,13 @@ STAGE_OUTPUTS = {
 
 @dataclass
 class Stage:
-    """One stage of the pipeline: name, one-line summary, outputs, time."""
+    """One stage of the pipeline: name, one-line summary, outputs, the stage
+    function's result object (or None), time."""
 
     name: str
     summary: str
     outputs: dict = field(default_factory=dict)
+    result: object = None
     seconds: float = 0.0
 
     def __getitem__(self, key):
@@ -129,7 +136,7 @@ class Trace:
     def __repr__(self):
         return f"Trace({len(self.stages)} stages run)\n{self.summary()}"
 
-    # ---- the pipeline ----------------------------------------------------------
+    # ---- the pipeline: the model's stage methods, in the paper's order ----------
     def _run(self):
         m, c = self.model, self.model.config
         m.eval()
@@ -139,57 +146,61 @@ class Trace:
                     f"{batch.images.shape[2]}x{batch.images.shape[3]}",
                     dict(image=batch.images, scale=batch.scales[0],
                          image_size=batch.image_sizes[0],
-                         original_size=batch.original_sizes[0]))
+                         original_size=batch.original_sizes[0]), batch)
         features = m.features(batch.images)
         yield Stage("features", f"backbone: {tuple(features.shape)} at stride "
                     f"{m.stride}", dict(features=features))
         anchors = m.anchors(*features.shape[2:])
         yield Stage("anchors", f"{len(anchors)} anchors = {features.shape[2]} x "
                     f"{features.shape[3]} cells x {c.num_anchors}", dict(anchors=anchors))
-        scores, deltas = m.rpn(features)
-        fg = foreground_probability(scores)
-        yield Stage("rpn", f"objectness for {scores.shape[1]} anchors, max "
-                    f"P(fg) {float(fg.max()):.3f}",
-                    dict(scores=scores[0], fg_probs=fg[0], deltas=deltas[0]))
-        proposals = m.propose(fg, deltas, anchors, batch, training=False)[0]
+        rpn = m.rpn_outputs(features)
+        yield Stage("rpn", f"objectness for {rpn.scores.shape[1]} anchors, max "
+                    f"P(fg) {float(rpn.fg_probs.max()):.3f}",
+                    dict(scores=rpn.scores[0], fg_probs=rpn.fg_probs[0],
+                         deltas=rpn.deltas[0]), rpn)
+        proposals = m.proposals(rpn, batch, training=False)[0]
         yield Stage("proposals", f"{len(proposals.before_nms_boxes)} boxes into NMS, "
                     f"{len(proposals.boxes)} proposals out",
                     dict(before_nms_boxes=proposals.before_nms_boxes,
                          before_nms_scores=proposals.before_nms_scores,
                          boxes=proposals.boxes, scores=proposals.scores,
-                         removed_by_nms=proposals.removed_by_nms, proposals=proposals))
+                         removed_by_nms=proposals.removed_by_nms), proposals)
         if self.target is not None:
-            yield from self._training_stages(batch, features, scores, deltas,
-                                             anchors, proposals)
+            yield from self._training_stages(batch, features, rpn, proposals)
         crops, _ = m.roi_head.crop(features, batch_rois([proposals.boxes]))
         yield Stage("roi_features", f"{c.crop_method}: {tuple(crops.shape)}",
                     dict(rois=proposals.boxes, crops=crops))
-        class_scores, box_deltas = m.head_outputs(features, [proposals.boxes])[0]
+        class_scores, box_deltas = m.head_outputs(crops, [proposals.boxes])[0]
         yield Stage("head", f"{class_scores.shape[1]} class scores and boxes for "
                     f"{class_scores.shape[0]} RoIs",
                     dict(class_scores=class_scores,
                          class_probs=class_probabilities(class_scores),
                          class_boxes=class_boxes(proposals.boxes, box_deltas,
                                                  batch.image_sizes[0], c.box_stds)))
-        det = m.to_detections(batch, 0, proposals.boxes, class_scores, box_deltas)
+        det = m.detections(batch, 0, proposals.boxes, class_scores, box_deltas)
         m.clear_caches()
         yield Stage("detections", f"{len(det['boxes'])} detections above "
                     f"{c.score_threshold}", det)
 
-    def _training_stages(self, batch, features, scores, deltas, anchors, proposals):
+    def _training_stages(self, batch, features, rpn, proposals):
+        """What ``forward_train`` adds: the targets of both heads, the losses."""
         m = self.model
-        gt = m.network_targets(batch, [self.target])[0]
-        labels = m.label_anchors(anchors, gt, batch.image_sizes[0], self.rng)
+        gt_boxes = [batch.to_network(0, self.target["boxes"])]
+        anchor_labels = m.anchor_labels(rpn, batch, gt_boxes, self.rng)
+        labels = anchor_labels[0]
         yield Stage("anchor_labels", labels.summary(),
-                    dict(labels=labels.labels, bbox_targets=labels.bbox_targets,
-                         anchor_labels=labels))
-        sampled = m.sample_rois(proposals.boxes, gt, self.target["labels"], self.rng)
-        num_fg = int((to_numpy(sampled.labels) > 0).sum())
-        yield Stage("proposal_targets", f"{len(sampled.labels)} RoIs sampled: "
-                    f"{num_fg} foreground, {len(sampled.labels) - num_fg} background",
-                    dict(rois=sampled.rois, labels=sampled.labels,
-                         bbox_targets=sampled.bbox_targets,
-                         bbox_weights=sampled.bbox_weights, sampled=sampled))
-        losses, _ = m.compute_losses(features, scores, deltas, [labels], [sampled], self.rng)
+                    dict(labels=labels.labels, bbox_targets=labels.bbox_targets), labels)
+        sampled = m.proposal_targets([proposals.boxes], gt_boxes,
+                                     [self.target["labels"]], self.rng)
+        s = sampled[0]
+        yield Stage("proposal_targets", f"{len(s.labels)} RoIs sampled: "
+                    f"{s.num_positive} positive, {s.num_negative} negative (background)",
+                    dict(rois=s.rois, labels=s.labels, bbox_targets=s.bbox_targets,
+                         bbox_weights=s.bbox_weights), s)
+        rpn_cls, rpn_box, _ = m.rpn_loss(rpn, anchor_labels)
+        roi_cls, roi_box, _ = m.head_loss(features, sampled, self.rng)
+        losses = {name: float(value) for name, value in zip(
+            ("rpn_cls", "rpn_box", "roi_cls", "roi_box"), (rpn_cls, rpn_box, roi_cls, roi_box))}
+        losses["total"] = sum(losses.values())
         yield Stage("losses", "  ".join(f"{k} {v:.4f}" for k, v in losses.items()),
                     losses)

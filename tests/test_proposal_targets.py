@@ -7,7 +7,8 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from minirpn.ops import box_iou, decode_boxes
-from minirpn.proposal_targets import sample_proposals, stds_to_weights
+from minirpn.ops import stds_to_weights
+from minirpn.proposal_targets import sample_proposals
 
 GT = np.array([[0, 0, 10, 10], [20, 0, 30, 10]], dtype=np.float32)
 GT_LABELS = np.array([2, 1])
@@ -29,7 +30,7 @@ def row_of(t, source):
 
 def test_hand_worked_labels_and_counts():
     t = sample(batch_size=8, positive_fraction=0.5)   # quota 4
-    assert t.num_fg == 4 and t.num_bg == 4 and t.num_bg_unique == 2
+    assert t.num_positive == 4 and t.num_negative == 4 and t.num_negative_unique == 2
     assert not t.fallback
     # Candidates 0..5 are proposals, 6 and 7 the appended GT boxes.
     assert sorted(t.source[:4].tolist()) == [0, 1, 6, 7]
@@ -78,7 +79,7 @@ def test_stds_change_the_scale_of_the_targets():
 def test_decoding_with_the_same_stds_recovers_the_gt():
     stds = (0.1, 0.1, 0.2, 0.2)
     t = sample(batch_size=8, positive_fraction=0.5, box_stds=stds)
-    for r in range(t.num_fg):
+    for r in range(t.num_positive):
         cols = slice(4 * t.labels[r], 4 * t.labels[r] + 4)
         box = decode_boxes(t.rois[r:r + 1], t.bbox_targets[r:r + 1, cols],
                            weights=stds_to_weights(stds))
@@ -87,8 +88,8 @@ def test_decoding_with_the_same_stds_recovers_the_gt():
 
 def test_foreground_quota_and_background_shortfall():
     t = sample(batch_size=4, positive_fraction=0.25)  # 1 fg, 3 bg
-    assert t.num_fg == 1 and t.source[0] in (0, 1, 6, 7)
-    assert t.num_bg == 3 and t.num_bg_unique == 2
+    assert t.num_positive == 1 and t.source[0] in (0, 1, 6, 7)
+    assert t.num_negative == 3 and t.num_negative_unique == 2
     assert sorted(t.source[1:3].tolist()) == [2, 3]   # distinct ones first
     assert t.source[3] in (2, 3)                       # then a repeat
 
@@ -103,14 +104,14 @@ def test_quota_rounds_half_to_even_like_np_round(batch, fraction, quota):
     t = sample(np.concatenate([near, far]), GT[:1], GT_LABELS[:1],
                batch_size=batch, positive_fraction=fraction)
     # 21 foreground candidates (20 + the GT): a larger quota takes all.
-    assert t.num_fg == min(quota, 21) and len(t.labels) == batch
+    assert t.num_positive == min(quota, 21) and len(t.labels) == batch
 
 
 def test_no_gt_makes_every_proposal_background_via_fallback():
     t = sample(gt=np.zeros((0, 4), np.float32), labels=np.zeros(0, int),
                batch_size=10)
-    assert t.fallback and t.num_fg == 0 and t.num_bg == 10
-    assert t.num_bg_unique == 6 and set(t.source.tolist()) == set(range(6))
+    assert t.fallback and t.num_positive == 0 and t.num_negative == 10
+    assert t.num_negative_unique == 6 and set(t.source.tolist()) == set(range(6))
     assert (t.labels == 0).all() and (t.matched_gt == -1).all()
     assert (t.max_iou == 0).all() and not t.is_gt.any()
     assert not t.bbox_targets.any() and not t.bbox_weights.any()
@@ -118,14 +119,14 @@ def test_no_gt_makes_every_proposal_background_via_fallback():
 
 def test_no_gt_with_lo_zero_needs_no_fallback():
     t = sample(gt=np.zeros((0, 4), np.float32), labels=np.zeros(0, int),
-               batch_size=4, bg_iou=(0.0, 0.5))
-    assert not t.fallback and t.num_bg == 4
+               batch_size=4, negative_iou_floor=0.0)
+    assert not t.fallback and t.num_negative == 4
 
 
 def test_fallback_with_gt_uses_the_easy_negatives():
     # Only IoU-0 proposals besides the GT: the [0.1, 0.5) window is empty.
     t = sample(PROPOSALS[[4]], batch_size=4, positive_fraction=0.5)
-    assert t.fallback and t.num_fg == 2 and t.num_bg == 2
+    assert t.fallback and t.num_positive == 2 and t.num_negative == 2
     assert t.source[2:].tolist() == [0, 0]
 
 
@@ -133,12 +134,12 @@ def test_no_proposals_and_no_gt_gives_an_empty_batch():
     t = sample(np.zeros((0, 4), np.float32), np.zeros((0, 4), np.float32),
                np.zeros(0, int))
     assert t.rois.shape == (0, 4) and t.bbox_targets.shape == (0, 16)
-    assert t.labels.shape == (0,) and t.num_fg == 0
+    assert t.labels.shape == (0,) and t.num_positive == 0
 
 
 def test_no_foreground_when_the_fraction_is_zero():
     t = sample(batch_size=5, positive_fraction=0.0)
-    assert t.num_fg == 0 and (t.labels == 0).all() and len(t.labels) == 5
+    assert t.num_positive == 0 and (t.labels == 0).all() and len(t.labels) == 5
     assert not t.bbox_weights.any()
 
 
@@ -147,7 +148,7 @@ def test_no_background_returns_a_short_batch_without_nan():
     props = np.array([[0, 0, 10, 9], [0, 0, 10, 8], [1, 0, 10, 10]],
                      np.float32)
     t = sample(props, GT[:1], GT_LABELS[:1], batch_size=8)   # quota 2
-    assert t.num_fg == 2 and t.num_bg == 0 and len(t.rois) == 2
+    assert t.num_positive == 2 and t.num_negative == 0 and len(t.rois) == 2
     assert np.isfinite(t.bbox_targets).all()
     assert t.bbox_weights.sum() == 8
 
@@ -173,13 +174,13 @@ def test_float64_in_float64_out():
     (dict(labels=np.array([2])), ValueError, "gt_labels.*2 rows"),
     (dict(labels=np.array([2.0, 1.0])), TypeError, "gt_labels"),
     (dict(gt=np.array([[0, 0, 10, 10], [5, 5, 5, 9]], np.float32)),
-     ValueError, r"gt_boxes.*area.*row 1"),
+     ValueError, r"gt_boxes row 1 has zero width or height"),
     (dict(gt=GT.astype(np.float64)), TypeError, "gt_boxes"),
-    (dict(fg_iou=1.5), ValueError, "fg_iou"),
+    (dict(positive_iou=1.5), ValueError, "positive_iou"),
     (dict(positive_fraction=-0.1), ValueError, "positive_fraction"),
-    (dict(bg_iou=(0.5, 0.1)), ValueError, "bg_iou"),
-    (dict(bg_iou=(0.1, 0.6)), ValueError, "bg_iou"),
-    (dict(bg_iou=0.5), ValueError, "bg_iou"),
+    (dict(negative_iou_floor=0.5, negative_iou=0.1), ValueError, "negative_iou_floor"),
+    (dict(negative_iou=0.6), ValueError, "negative_iou"),
+    (dict(negative_iou=(0.1, 0.5)), TypeError, "negative_iou"),
     (dict(batch_size=0), ValueError, "batch_size"),
     (dict(box_stds=(0.1, 0.1, 0.2)), ValueError, "box_stds"),
     (dict(box_stds=(0.1, 0.1, 0.2, -1)), ValueError, "box_stds"),
@@ -210,10 +211,10 @@ def test_properties(seed, n, k, batch, fraction):
     labels = r.integers(1, C + 1, k)
     t = sample_proposals(props, gt, labels, C, batch_size=batch,
                          positive_fraction=fraction, rng=r)
-    nfg, rows = t.num_fg, len(t.labels)
+    nfg, rows = t.num_positive, len(t.labels)
     assert nfg <= round(batch * fraction) and rows <= batch
     assert (t.labels[:nfg] > 0).all() and (t.labels[nfg:] == 0).all()
-    if t.num_bg_unique > 0:
+    if t.num_negative_unique > 0:
         assert rows == batch
     np.testing.assert_array_equal(t.labels[:nfg], labels[t.matched_gt[:nfg]])
     np.testing.assert_array_equal(t.bbox_weights.sum(axis=1),

@@ -24,7 +24,7 @@ def test_inference_trace_keeps_every_stage_in_order():
     assert trace["rpn"]["scores"].shape == (len(anchors), 2)
     props = trace["proposals"]
     assert len(props["boxes"]) <= len(props["before_nms_boxes"])
-    assert len(props["removed_by_nms"]) + len(props["proposals"].step("nms").removed) >= 0
+    assert len(props["removed_by_nms"]) + len(props.result.step("nms").removed) >= 0
     head = trace["head"]
     P, K = head["class_scores"].shape
     assert head["class_boxes"].shape == (P, K, 4) and K == 3
@@ -38,7 +38,7 @@ def test_training_trace_explains_anchors_and_matches_detect():
     images, targets = tiny_batch()
     trace = model.step_through(images[0], targets[0])
     assert trace.names == TRAINING
-    labels = trace["anchor_labels"]["anchor_labels"]
+    labels = trace["anchor_labels"].result
     ignored = int(np.flatnonzero(labels.labels == -1)[0])
     assert f"anchor {ignored}" in labels.explain(ignored)
     assert trace["losses"]["total"] > 0

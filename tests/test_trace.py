@@ -48,7 +48,7 @@ def test_trace_an_untrained_model_on_generated_data(tmp_path, capsys):
     with open(out / "labels.csv") as f:
         rows = list(csv.DictReader(f))
     image, target = ShapesDataset(2, seed=0)[1]
-    lab = minirpn.FasterRCNN(TINY).step_through(image, target)["anchor_labels"]["anchor_labels"]
+    lab = minirpn.FasterRCNN(TINY).step_through(image, target)["anchor_labels"].result
     positives = np.flatnonzero(np.isin(lab.reason_before_sampling, (3, 4)))
     listed = {int(r["anchor"]): r for r in rows}
     assert set(positives.tolist()) <= set(listed)

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from minirpn import FasterRCNN
-from minirpn.train import TrainConfig, read_log, rpn_proposals, train
+from minirpn.train import TrainConfig, read_log, train
 from minirpn.train.alternating import alternating_stages
 
 from test_faster_rcnn import tiny_config
@@ -92,7 +92,7 @@ def test_step_two_proposals_are_model_a_boxes_in_original_pixels():
     a = FasterRCNN(tiny_config())
     data = tiny_dataset(3)
     images = [image for image, _ in data]
-    proposals = rpn_proposals(a, images)
+    proposals = a.rpn_proposals(images, training=True)
     assert len(proposals) == 3
     for boxes, image in zip(proposals, images):
         H, W = image.shape[:2]
@@ -101,13 +101,12 @@ def test_step_two_proposals_are_model_a_boxes_in_original_pixels():
         assert np.all(boxes[:, 2] >= boxes[:, 0]) and np.all(boxes[:, 3] >= boxes[:, 1])
         assert boxes.min() >= 0 and np.all(boxes[:, [0, 2]] <= W + 1e-9)
         assert np.all(boxes[:, [1, 3]] <= H + 1e-9)
-    again = rpn_proposals(a, images)                     # no state kept between calls
+    again = a.rpn_proposals(images, training=True)                     # no state kept between calls
     for x, y in zip(proposals, again):
         np.testing.assert_array_equal(x, y)
-    losses = FasterRCNN(tiny_config(seed=1)).forward_train(
+    losses = FasterRCNN(tiny_config(seed=1)).forward_head(
         images, [{"boxes": t["boxes"][~t["difficult"]], "labels": t["labels"][~t["difficult"]]}
-                 for _, t in data], np.random.default_rng(0), parts="head",
-        proposals=proposals)
+                 for _, t in data], np.random.default_rng(0), proposals=proposals)
     assert np.isfinite(losses["total"])
 
 

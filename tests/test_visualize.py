@@ -122,7 +122,7 @@ def test_plot_anchors_draws_the_chosen_anchors_and_refuses_thousands(scene):
 
 def test_plot_anchor_labels_counts_and_maps_back_to_original_pixels(scene):
     _, image, target, trace = scene
-    labels = trace["anchor_labels"]["anchor_labels"]
+    labels = trace["anchor_labels"].result
     lab = labels.labels
     pos, neg, ign = ((lab == v).sum() for v in (1, 0, -1))
     fig = V.plot_anchor_labels(image, trace["anchor_labels"], max_negatives=7, max_ignored=5)
@@ -153,11 +153,11 @@ def test_plot_proposals_shows_before_and_after_nms(scene):
 
 def test_plot_rois_draws_foreground_and_distinct_background(scene):
     _, image, _, trace = scene
-    sampled = trace["proposal_targets"]["sampled"]
+    sampled = trace["proposal_targets"].result
     fig = V.plot_rois(image, trace["proposal_targets"], trace["preprocess"]["image_size"], NAMES)
-    assert len(rects(fig.axes[0])) == sampled.num_fg + sampled.num_bg_unique
-    assert len(fig.axes[0].texts) == sampled.num_fg
-    assert f"{sampled.num_fg} foreground" in fig.axes[0].get_title()
+    assert len(rects(fig.axes[0])) == sampled.num_positive + sampled.num_negative_unique
+    assert len(fig.axes[0].texts) == sampled.num_positive
+    assert f"{sampled.num_positive} foreground" in fig.axes[0].get_title()
 
 
 def test_plot_feature_maps_shows_the_most_active_channels(scene):

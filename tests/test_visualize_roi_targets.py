@@ -34,7 +34,7 @@ def test_roi_sampling_counts_each_window():
     left, right = fig.axes
     # 10 proposals + 2 GT boxes at IoU >= 0.5, 20 in the window, 5 at IoU 0
     assert left.get_title() == "37 candidates: 12 could be foreground, 20 background, 5 unused"
-    assert sampled.num_fg == 8 and sampled.num_bg_unique == 20
+    assert sampled.num_positive == 8 and sampled.num_negative_unique == 20
     heights = sum(p.get_height() for p in right.patches if isinstance(p, Rectangle)
                   and p.get_width() < 0.1)
     assert heights == pytest.approx(8 + 20)       # each distinct sampled RoI counted once

@@ -191,7 +191,7 @@ def write_trace(model, image, target, out_dir, anchors=(), rng=None, class_names
             raise ValueError(f"--anchor {a} is out of range: this image has {total} anchors "
                              f"(0..{total - 1})")
     trace.run()
-    labels = trace["anchor_labels"]["anchor_labels"] if target is not None else None
+    labels = trace["anchor_labels"].result if target is not None else None
     save_figure(plot_trace(trace, class_names=class_names), paths["overview"])
     if labels is not None:
         write_label_table(label_table(labels, anchors_that_matter(labels, rng, samples)),

@@ -4,11 +4,11 @@ Boxes are float (x1, y1, x2, y2) in continuous coordinates (width = x2 - x1,
 no +1). Every op validates its boxes with :func:`check_boxes` and returns
 arrays in the dtype of its input.
 """
-from .box_coder import BBOX_XFORM_CLIP, decode_boxes, encode_boxes
+from .box_coder import BBOX_XFORM_CLIP, decode_boxes, encode_boxes, stds_to_weights
 from .boxes import box_area, box_iou, check_boxes, clip_boxes, \
     remove_small_boxes
 from .nms import batched_nms, nms
 
 __all__ = ["check_boxes", "box_area", "box_iou", "clip_boxes",
            "remove_small_boxes", "nms", "batched_nms", "encode_boxes",
-           "decode_boxes", "BBOX_XFORM_CLIP"]
+           "decode_boxes", "stds_to_weights", "BBOX_XFORM_CLIP"]

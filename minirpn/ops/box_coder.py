@@ -17,7 +17,7 @@ from ..backend import get_array_module
 from ..checks import check_float_array, check_same_dtype, deferrable, first_bad_row
 from .boxes import _format_row, check_boxes
 
-__all__ = ["encode_boxes", "decode_boxes", "BBOX_XFORM_CLIP"]
+__all__ = ["encode_boxes", "decode_boxes", "stds_to_weights", "BBOX_XFORM_CLIP"]
 
 #: Upper bound on decoded dw, dh (torchvision's ``bbox_xform_clip``): a box
 #: may grow at most 1000/16 = 62.5 times its reference, so exp never
@@ -141,3 +141,23 @@ def decode_boxes(reference, deltas, weights=(1.0, 1.0, 1.0, 1.0)):
     h = xp.exp(xp.minimum(deltas[:, 3] / wh, BBOX_XFORM_CLIP)) * rh
     return xp.stack([cx - 0.5 * w, cy - 0.5 * h,
                      cx + 0.5 * w, cy + 0.5 * h], axis=1)
+
+
+def stds_to_weights(box_stds):
+    """Coding weights equivalent to dividing the deltas by ``box_stds``.
+
+    py-faster-rcnn normalises the head's regression targets by
+    ``BBOX_NORMALIZE_STDS``; ``encode_boxes(..., weights=w)`` multiplies each
+    delta by ``w``, so that is ``w = 1 / std``, and decoding the head's
+    output with the same ``w`` undoes it (torchvision's ``BoxCoder`` takes
+    these weights directly: (10, 10, 5, 5)).
+
+    Parameters
+    ----------
+    box_stds : 4 positive floats
+
+    Returns
+    -------
+    tuple of 4 floats
+    """
+    return tuple(1.0 / float(s) for s in box_stds)

@@ -9,7 +9,6 @@ exact resume. Modules: :mod:`.config` (TrainConfig, TrainResult),
 :mod:`.state` (checkpoint files), :mod:`.log`, :mod:`.evaluate`,
 :mod:`.interrupts` (Ctrl-C between updates), :mod:`.trainer` (the loop).
 """
-from .alternating import rpn_proposals
 from .config import (SCHEMES, TrainConfig, TrainingDiverged, TrainingInterrupted,
                      TrainResult)
 from .evaluate import evaluate
@@ -21,5 +20,5 @@ from .trainer import (LOG_FILE, METRICS_FILE, RUN_FILES, StepInfo, existing_run_
 
 __all__ = ["train", "TrainConfig", "TrainResult", "TrainingDiverged",
            "TrainingInterrupted", "StepInfo", "existing_run_files", "evaluate",
-           "learning_rate", "milestones", "rpn_proposals", "read_log",
+           "learning_rate", "milestones", "read_log",
            "SCHEMES", "LOG_FILE", "METRICS_FILE", "MODEL_FILE", "STATE_FILE", "RUN_FILES"]

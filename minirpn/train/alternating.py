@@ -5,9 +5,9 @@ built fresh with ``seed + 1`` so its convolutions start elsewhere ("at this
 point the two networks do not share convolutional layers").
 
 1. ``1-rpn``: train A's backbone and RPN for the proposal task
-   (``parts=("rpn",)``; A's head is frozen, so weight decay leaves it be).
+   (``a.forward_rpn``; A's head is frozen, so weight decay leaves it be).
 2. ``2-detector``: train B's own backbone and its detection head on the
-   proposals of A's step-1 RPN (``parts=("head",)``, ``proposals=...``).
+   proposals of A's step-1 RPN (``b.forward_head(..., proposals=...)``).
    They are computed per batch, on the fly, by A in eval mode with the
    training proposal settings (pre/post-NMS top-N "train"): the same boxes
    a precomputed file would hold, as A no longer changes, without storing
@@ -20,7 +20,7 @@ point the two networks do not share convolutional layers").
    different but trained for the same task; ``"fresh"`` keeps B's random
    RPN, as py-faster-rcnn does (its stage-1 detector has no RPN layers).
 4. ``4-detector``: backbone and RPN frozen, B's head fine-tuned on the
-   proposals of B's own RPN (``parts=("head",)``, no ``proposals``).
+   proposals of B's own RPN (``b.forward_head``, no ``proposals``).
 
 The result is B: one network whose RPN and detector share convolutions.
 Freezing uses the modules' ``freeze``/``unfreeze``; each stage's optimizer
@@ -28,31 +28,7 @@ is built from ``parameters(trainable_only=True)``.
 """
 from .stages import Stage
 
-__all__ = ["alternating_stages", "rpn_proposals"]
-
-
-def rpn_proposals(model, images):
-    """Proposals of ``model``'s RPN for raw images, in original pixels, with
-    the training proposal settings: ``model.proposals(images, training=True)``.
-
-    Shapes: P_i proposals of image i (at most the config's
-    ``rpn_post_nms_top_n_train``).
-
-    Parameters
-    ----------
-    model : FasterRCNN
-        Run in eval mode; its caches are cleared afterwards.
-    images : list of (H_i, W_i, 3) uint8 or float arrays
-
-    Returns
-    -------
-    list of (P_i, 4) numpy arrays in the model's dtype
-        As :meth:`minirpn.FasterRCNN.proposals`: what
-        ``forward_train(..., proposals=...)`` takes.
-    """
-    # training=True: step 2 samples RoIs from as many proposals as joint
-    # training would (py-faster-rcnn's rpn_generate keeps 2000 per image).
-    return model.proposals(images, training=True)
+__all__ = ["alternating_stages"]
 
 
 def alternating_stages(a, b, fractions, rpn_init="copy"):
@@ -91,11 +67,17 @@ def alternating_stages(a, b, fractions, rpn_init="copy"):
         b.backbone.freeze()
         b.rpn.freeze()
 
+    def detector_on_a_proposals(images, targets, rng):
+        # training=True: step 2 samples RoIs from as many proposals as joint
+        # training would (py-faster-rcnn's rpn_generate keeps 2000 per image).
+        return b.forward_head(images, targets, rng,
+                              proposals=a.rpn_proposals(images, training=True))
+
     f1, f2, f3, f4 = fractions
     # Before step 3 B has no trained RPN, so B is no detector yet: periodic
     # evaluation waits for steps 3 and 4.
-    return [Stage("1-rpn", f1, a, ("rpn",), enter_rpn_a, evaluable=False),
-            Stage("2-detector", f2, b, ("head",), enter_detector_b,
-                  proposals=lambda images: rpn_proposals(a, images), evaluable=False),
-            Stage("3-rpn", f3, b, ("rpn",), enter_rpn_b),
-            Stage("4-detector", f4, b, ("head",), enter_head_b)]
+    return [Stage("1-rpn", f1, a, a.forward_rpn, enter_rpn_a, evaluable=False),
+            Stage("2-detector", f2, b, detector_on_a_proposals, enter_detector_b,
+                  evaluable=False),
+            Stage("3-rpn", f3, b, b.forward_rpn, enter_rpn_b),
+            Stage("4-detector", f4, b, b.forward_head, enter_head_b)]

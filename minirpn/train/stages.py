@@ -3,7 +3,8 @@ timing probe behind the ``minutes`` budget.
 
 A run is a list of :class:`Stage`: one for joint training, four for the
 alternating scheme. Each stage updates one network (``model``) with the
-losses ``parts``, on its own optimizer and its own learning-rate schedule
+losses its ``forward`` returns (the model's ``forward_train``, or its RPN's
+or head's half), on its own optimizer and its own learning-rate schedule
 (warm-up and decay relative to the stage's length), as the paper's four
 steps are four separate solver runs in py-faster-rcnn.
 """
@@ -32,14 +33,14 @@ class Stage:
         Share of the run's iterations.
     model : FasterRCNN
         The network whose trainable parameters the stage updates.
-    parts : tuple of str
-        Losses for ``forward_train``: ("rpn", "head"), ("rpn",) or ("head",).
+    forward : callable(images, targets, rng) -> dict of losses
+        The forward pass of one step: ``model.forward_train`` (joint),
+        ``model.forward_rpn`` or ``model.forward_head`` (alternating);
+        ``model.backward()`` follows it.
     enter : callable(fresh: bool), optional
         Sets the modules' frozen flags; with ``fresh`` (the stage starts
         now, not a resume in its middle) also initialises what the stage
         starts from. Called before the stage's optimizer is built.
-    proposals : callable(images) -> list of (P_i, 4) arrays, optional
-        RoI candidates from another network (alternating step 2).
     evaluable : bool
         Whether the run's network is a meaningful detector during this
         stage (periodic evaluation is skipped otherwise).
@@ -47,9 +48,8 @@ class Stage:
     name: str
     fraction: float
     model: object
-    parts: tuple
+    forward: Callable
     enter: Optional[Callable] = None
-    proposals: Optional[Callable] = None
     evaluable: bool = True
 
 
@@ -57,7 +57,7 @@ def joint_stages(model):
     """Approximate joint training (paper section 3.2): one stage, all four
     losses. The model's own frozen flags are respected (freeze its backbone
     beforehand to fine-tune only the heads)."""
-    return [Stage("joint", 1.0, model, ("rpn", "head"))]
+    return [Stage("joint", 1.0, model, model.forward_train)]
 
 
 def split_lengths(iterations, fractions):
@@ -94,8 +94,8 @@ def locate(lengths, step):
 def estimate_step_seconds(stages, dataset, batch_size, seed, timed_steps=3):
     """Seconds one step takes, averaged over the stages by their fractions.
 
-    Each stage's work (loading a batch, proposals from another network,
-    ``forward_train``, ``backward``) runs once to warm caches and load
+    Each stage's work (loading a batch, its ``forward`` (with proposals
+    from another network in alternating step 2), ``backward``) runs once to warm caches and load
     compiled kernels, then ``timed_steps`` times on batches spread over the
     dataset (image sizes vary, and so does the cost of a step); the mean of
     the timed runs is the estimate. Nothing is updated and the run's own
@@ -114,9 +114,7 @@ def estimate_step_seconds(stages, dataset, batch_size, seed, timed_steps=3):
             items = [dataset[i] for i in indices]
             images = [image for image, _ in items]
             targets = [drop_difficult(t) for _, t in items]
-            proposals = stage.proposals(images) if stage.proposals else None
-            stage.model.forward_train(images, targets, rng, parts=stage.parts,
-                                      proposals=proposals)
+            stage.forward(images, targets, rng)
             stage.model.backward()
             elapsed.append(time.perf_counter() - start)
         stage.model.zero_grad()

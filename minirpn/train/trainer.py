@@ -291,10 +291,8 @@ class _Run:
         self.opt.lr = lr
         images, targets = self.stream.next_batch()
         try:
-            proposals = stage.proposals(images) if stage.proposals else None
             stage.model.zero_grad()
-            losses = stage.model.forward_train(images, targets, self.rng,
-                                               parts=stage.parts, proposals=proposals)
+            losses = stage.forward(images, targets, self.rng)
         except FloatingPointError as exc:
             self.diverged(number, f"stage {stage.name}: {exc}", exc)
         stage.model.backward()

@@ -104,7 +104,7 @@ def plot_anchor_labels(image, anchor_labels, network_size=None, max_negatives=40
     """
     image = _image(image)
     if not hasattr(anchor_labels, "explain"):
-        anchor_labels = _field(anchor_labels, "anchor_labels", "anchor_labels")
+        anchor_labels = _field(anchor_labels, "result", "anchor_labels")
     size = anchor_labels.image_size if network_size is None else network_size
     anchors = _mapped(anchor_labels.anchors, size, image.shape[:2], "anchors")
     labels = to_numpy(anchor_labels.labels)

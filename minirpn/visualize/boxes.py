@@ -10,6 +10,7 @@ from matplotlib.patches import Rectangle
 
 from ..backend import to_numpy
 from ..checks import check_array, first_bad_row
+from ..preprocess import rescale_boxes
 
 POSITIVE, NEGATIVE, IGNORED, GT = "#2ca02c", "#d62728", "#a0a0a0", "white"
 
@@ -141,8 +142,8 @@ def _mapped(boxes, network_size, original_size, name):
     boxes = _boxes(boxes, name)
     if network_size is None:
         return boxes
-    (h, w), (H, W) = _size(network_size, "network_size"), _size(original_size, "original_size")
-    return boxes * np.array([W / w, H / h, W / w, H / h])
+    return rescale_boxes(boxes, _size(network_size, "network_size"),
+                         _size(original_size, "original_size"))
 
 
 def draw_boxes(ax, image, boxes, labels=None, scores=None, class_names=None, color=None,

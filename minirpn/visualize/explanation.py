@@ -60,7 +60,7 @@ def rule_name(labels, index):
 def _index(labels, index):
     if not hasattr(labels, "explain") or not hasattr(labels, "reason"):
         raise TypeError(f"labels must be an AnchorLabels (label_anchors' result or "
-                        f"trace['anchor_labels']['anchor_labels']), got "
+                        f"trace['anchor_labels'].result), got "
                         f"{type(labels).__name__}")
     n = int(labels.labels.shape[0])
     if isinstance(index, bool) or not isinstance(index, (int, np.integer)):
@@ -123,7 +123,7 @@ def plot_explanation(labels, index, image=None, ax=None, network_size=None, widt
     Parameters
     ----------
     labels : AnchorLabels
-        ``label_anchors``' result or ``trace["anchor_labels"]["anchor_labels"]``;
+        ``label_anchors``' result or ``trace["anchor_labels"].result``;
         its ``anchors`` (A, 4) and ``gt_boxes`` (K, 4) are in network pixels,
         ``image_size`` is the network's (h', w').
     index : int

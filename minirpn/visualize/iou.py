@@ -93,7 +93,7 @@ def plot_max_iou_histogram(anchor_labels, bins=40, ax=None):
     Figure
     """
     if not hasattr(anchor_labels, "explain"):
-        anchor_labels = _field(anchor_labels, "anchor_labels", "anchor_labels")
+        anchor_labels = _field(anchor_labels, "result", "anchor_labels")
     bins = _positive_int(bins, "bins")
     reason = to_numpy(anchor_labels.reason_before_sampling)
     max_iou = to_numpy(anchor_labels.max_iou).astype(np.float64)[reason != Reason.CROSSED_BORDER]

@@ -24,12 +24,13 @@ __all__ = ["plot_roi_sampling", "plot_bbox_mask", "plot_class_boxes"]
 
 def _targets(proposal_targets):
     """A ProposalTargets, or the one inside a ``trace["proposal_targets"]`` stage."""
-    if hasattr(proposal_targets, "num_fg"):
+    if hasattr(proposal_targets, "num_positive"):
         return proposal_targets
-    return _field(proposal_targets, "sampled", "proposal_targets")
+    return _field(proposal_targets, "result", "proposal_targets")
 
 
-def plot_roi_sampling(candidate_iou, proposal_targets, fg_iou=0.5, bg_iou=(0.1, 0.5), bins=40):
+def plot_roi_sampling(candidate_iou, proposal_targets, positive_iou=0.5, negative_iou=0.5,
+                      negative_iou_floor=0.1, bins=40):
     """Histogram of the candidates' best IoU, and of the RoIs sampled from them.
 
     Parameters
@@ -38,9 +39,10 @@ def plot_roi_sampling(candidate_iou, proposal_targets, fg_iou=0.5, bg_iou=(0.1, 
         Best IoU of every candidate (the N proposals, then the K GT boxes,
         which have IoU 1) with any GT box.
     proposal_targets : ProposalTargets
-        The sampled batch (``max_iou`` (R,), ``num_fg``, ``num_bg_unique``).
-    fg_iou : float
-    bg_iou : (float, float)
+        The sampled batch (``max_iou`` (R,), ``num_positive``, ``num_negative_unique``).
+    positive_iou, negative_iou, negative_iou_floor : float
+        The thresholds it was sampled with (``sample_proposals``'): positive
+        at ``>= positive_iou``, negative in ``[negative_iou_floor, negative_iou)``.
     bins : int
 
     Returns
@@ -52,7 +54,7 @@ def plot_roi_sampling(candidate_iou, proposal_targets, fg_iou=0.5, bg_iou=(0.1, 
     t = _targets(proposal_targets)
     iou = to_numpy(candidate_iou).astype(np.float64).reshape(-1)
     sampled = to_numpy(t.max_iou).astype(np.float64)
-    fg, bg = sampled[:t.num_fg], sampled[t.num_fg:t.num_fg + t.num_bg_unique]
+    fg, bg = sampled[:t.num_positive], sampled[t.num_positive:t.num_positive + t.num_negative_unique]
     edges = np.linspace(0, 1, int(bins) + 1)
     fig = Figure(figsize=(10, 3.4), layout="constrained")
     left = fig.add_subplot(1, 2, 1)
@@ -61,13 +63,13 @@ def plot_roi_sampling(candidate_iou, proposal_targets, fg_iou=0.5, bg_iou=(0.1, 
     right.hist([bg, fg], edges, color=[NEGATIVE, POSITIVE], stacked=True,
                label=[f"background ({len(bg)} distinct)", f"foreground ({len(fg)})"])
     for ax in (left, right):
-        ax.axvspan(bg_iou[0], bg_iou[1], color=NEGATIVE, alpha=0.12)
-        ax.axvspan(fg_iou, 1.0, color=POSITIVE, alpha=0.12)
-        for x in (*bg_iou, fg_iou):
+        ax.axvspan(negative_iou_floor, negative_iou, color=NEGATIVE, alpha=0.12)
+        ax.axvspan(positive_iou, 1.0, color=POSITIVE, alpha=0.12)
+        for x in (negative_iou_floor, negative_iou, positive_iou):
             ax.axvline(x, color="black", linestyle=":", linewidth=1)
         ax.set_xlabel("best IoU with a GT box")
-    n_fg = int((iou >= fg_iou).sum())
-    n_bg = int(((iou >= bg_iou[0]) & (iou < bg_iou[1])).sum())
+    n_fg = int((iou >= positive_iou).sum())
+    n_bg = int(((iou >= negative_iou_floor) & (iou < negative_iou)).sum())
     left.set_title(f"{len(iou)} candidates: {n_fg} could be foreground, {n_bg} background, "
                    f"{len(iou) - n_fg - n_bg} unused", fontsize=9)
     right.set_title(f"{len(sampled)} sampled RoIs", fontsize=9)
@@ -81,7 +83,7 @@ def plot_bbox_mask(proposal_targets, class_names=None, max_rows=48):
     Parameters
     ----------
     proposal_targets : ProposalTargets
-        ``bbox_weights`` (R, 4 (C + 1)), ``labels`` (R,), ``num_fg``.
+        ``bbox_weights`` (R, 4 (C + 1)), ``labels`` (R,), ``num_positive``.
     class_names : sequence of C str, optional
     max_rows : int
         Show the first ``max_rows`` RoIs (foreground rows come first).
@@ -112,7 +114,7 @@ def plot_bbox_mask(proposal_targets, class_names=None, max_rows=48):
     ax.set_yticks(range(rows))
     ax.set_yticklabels([_name(l, class_names) if l > 0 else "bg" for l in labels], fontsize=6)
     ax.set_xlabel("columns 4c .. 4c + 3: (tx, ty, tw, th) of class c")
-    ax.set_title(f"bbox_weights: {int(weights.sum())} ones = 4 x {min(t.num_fg, rows)} "
+    ax.set_title(f"bbox_weights: {int(weights.sum())} ones = 4 x {min(t.num_positive, rows)} "
                  f"foreground rows (first {rows} of {len(to_numpy(t.labels))} RoIs)", fontsize=9)
     return fig
 

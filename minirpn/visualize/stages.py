@@ -108,7 +108,7 @@ def plot_rois(image, proposal_targets, network_size=None, class_names=None, ax=N
     image : (H, W, 3) uint8, original pixels
     proposal_targets : ProposalTargets, or ``trace["proposal_targets"]``
         ``rois`` (R, 4) network pixels, ``labels`` (R,), ``max_iou`` (R,),
-        ``is_gt`` (R,), ``num_fg``, ``num_bg_unique``.
+        ``is_gt`` (R,), ``num_positive``, ``num_negative_unique``.
     network_size : (h', w'), optional
     class_names : sequence of C str, optional
     ax : Axes, optional
@@ -118,11 +118,11 @@ def plot_rois(image, proposal_targets, network_size=None, class_names=None, ax=N
     Figure
     """
     image, t = _image(image), proposal_targets
-    if not hasattr(t, "num_fg"):
-        t = _field(t, "sampled", "proposal_targets")
+    if not hasattr(t, "num_positive"):
+        t = _field(t, "result", "proposal_targets")
     rois = _mapped(t.rois, network_size, image.shape[:2], "rois")
     labels, iou, is_gt = (to_numpy(v) for v in (t.labels, t.max_iou, t.is_gt))
-    nf, nb = t.num_fg, t.num_bg_unique
+    nf, nb = t.num_positive, t.num_negative_unique
     fig, (ax,) = _new_axes(ax, image.shape)
     _show_image(ax, image)
     draw_boxes(ax, None, rois[nf:nf + nb], color=IGNORED, linestyle="--", linewidth=0.8,
@@ -207,7 +207,7 @@ def plot_trace(trace, class_names=None, min_score=0.5, top=50):
     else:
         _missing(axes[1], "rpn")
     if "anchor_labels" in names:
-        plot_anchor_labels(image, trace["anchor_labels"]["anchor_labels"], ax=axes[2])
+        plot_anchor_labels(image, trace["anchor_labels"].result, ax=axes[2])
     else:
         _missing(axes[2], "anchor_labels", None if trace.target is not None else
                  "no target: anchors are labelled\nonly when a target is given")

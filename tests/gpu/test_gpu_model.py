@@ -1,7 +1,7 @@
 """The whole detector on the GPU against the CPU: a training step and detect.
 
 The proposals of the training step are handed to both models from the CPU
-run (``forward_train(..., proposals=...)``): the RPN's scores decide them
+run (their ``proposals`` stage is replaced): the RPN's scores decide them
 through a sort and NMS, where a last-bit difference between cuBLAS and the
 CPU's BLAS may swap two near-equal float32 scores and pick another set of
 RoIs. With the proposals fixed, every other stage (anchor labels, RoI
@@ -12,6 +12,7 @@ CPU's own float32 error against a float64 step instead (see _check_step).
 Detection is compared in float64, where such swaps do not happen.
 """
 import dataclasses
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -33,43 +34,53 @@ def _pair(config):
 
 
 def _cpu_proposals(model, images, targets):
-    """The CPU model's training proposals, in original pixels."""
+    """The CPU model's training proposals: (P_i, 4) numpy boxes in network pixels."""
     trace = []
-    propose = model.propose
+    stage = model.proposals
 
     def spy(*args, **kwargs):
-        trace.append(propose(*args, **kwargs))
-        return trace[-1]
-    model.propose = spy
+        trace.append([to_numpy(p.boxes) for p in stage(*args, **kwargs)])
+        return stage(*args, **kwargs)
+    model.proposals = spy
     model.forward_train(images, targets, rng=np.random.default_rng(0))
-    model.propose = propose
-    batch = model.preprocess(images)
-    return [batch.to_original(i, p.boxes) for i, p in enumerate(trace[-1])]
+    del model.proposals
+    return trace[-1]
 
 
 def _step(model, images, targets, proposals):
-    """Losses and gradients of one training step (seeded sampling)."""
+    """Losses and gradients of one training step (seeded sampling) whose
+    proposals stage returns ``proposals`` (network pixels)."""
+    fixed = [SimpleNamespace(boxes=model.xp.asarray(p.astype(model.config.dtype)))
+             for p in proposals]
+    model.proposals = lambda rpn, batch, training: fixed
     model.zero_grad()
-    losses = model.forward_train(images, targets, rng=np.random.default_rng(9),
-                                 proposals=proposals)
+    losses = model.forward_train(images, targets, rng=np.random.default_rng(9))
+    del model.proposals
     model.backward()
     return losses, model.gradients()
 
 
-def _in_float32(method):
-    """``method`` on float32 copies of its float64 arrays, its float32
-    results cast to float64."""
-    def cast(value, dtype):
-        if isinstance(value, np.ndarray) and value.dtype.kind == "f":
-            return value.astype(dtype)
-        return value
+def _cast(value, dtype):
+    """Float arrays, lists of them and dataclasses holding them, in ``dtype``."""
+    if isinstance(value, np.ndarray) and value.dtype.kind == "f":
+        return value.astype(dtype)
+    if isinstance(value, list):
+        return [_cast(v, dtype) for v in value]
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return dataclasses.replace(value, **{
+            f.name: _cast(getattr(value, f.name), dtype)
+            for f in dataclasses.fields(value) if f.init})
+    return value
 
+
+def _in_float32_each(stage):
+    """A per-image stage of the model (``anchor_labels``, ``proposal_targets``)
+    run on float32 copies of its float64 arguments, each of its results cast
+    back to float64."""
     def run(*args, **kwargs):
-        result = method(*(cast(a, np.float32) for a in args),
-                        **{k: cast(v, np.float32) for k, v in kwargs.items()})
-        return dataclasses.replace(result, **{
-            f.name: cast(getattr(result, f.name), np.float64)
-            for f in dataclasses.fields(result) if f.init})
+        results = stage(*(_cast(a, np.float32) for a in args),
+                        **{k: _cast(v, np.float32) for k, v in kwargs.items()})
+        return [_cast(r, np.float64) for r in results]
     return run
 
 
@@ -83,8 +94,8 @@ def _float64_twin(model):
     twin = FasterRCNN(config)
     twin.load_parameters({k: to_numpy(v).astype(np.float64)
                           for k, v in model.parameters().items()})
-    twin.label_anchors = _in_float32(model.label_anchors)
-    twin.sample_rois = _in_float32(model.sample_rois)
+    twin.anchor_labels = _in_float32_each(model.anchor_labels)
+    twin.proposal_targets = _in_float32_each(model.proposal_targets)
     return twin
 
 
