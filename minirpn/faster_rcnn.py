@@ -19,7 +19,6 @@ at a time. ``step_through`` runs the same stage functions and keeps each
 one's output.
 """
 import math
-from dataclasses import dataclass
 
 import numpy as np
 
@@ -38,25 +37,10 @@ from .preprocess import check_images, check_targets, preprocess
 from .proposal_targets import sample_proposals
 from .proposals import propose
 from .roi_head import RoIHead, batch_rois
-from .rpn import RPNHead, foreground_probability
+from .rpn import RPNHead, RPNOutputs, foreground_probability
 from .step_through import Trace
 
-__all__ = ["FasterRCNN", "LOSS_NAMES"]
-
-LOSS_NAMES = ("rpn_cls", "rpn_box", "roi_cls", "roi_box")
-
-
-@dataclass
-class RPNOutputs:
-    """The RPN's outputs for a batch; A anchors per image, N images.
-
-    ``scores`` (N, A, 2) background/foreground logits, ``fg_probs`` (N, A)
-    their softmax, ``deltas`` (N, A, 4), ``anchors`` (A, 4).
-    """
-    scores: object
-    fg_probs: object
-    deltas: object
-    anchors: object
+__all__ = ["FasterRCNN"]
 
 
 class FasterRCNN(Module):
@@ -180,17 +164,32 @@ class FasterRCNN(Module):
                                  **c.proposal_target_settings())
                 for r, gt, labels in zip(rois, gt_boxes, gt_labels)]
 
-    def head_loss(self, features, sampled, rng):
-        """The head on the sampled RoIs, then its two losses and the cache
-        for its backward (the head's forward runs here: training only)."""
+    def head_loss(self, class_scores, box_deltas, sampled):
+        """The head's two losses (Fast R-CNN eq. 1) on the sampled RoIs, and
+        the cache for its backward."""
         xp = self.xp
-        class_scores, box_deltas = self.roi_head.forward(
-            features, batch_rois([s.rois for s in sampled]), rng)
         return head_losses(class_scores, box_deltas,
                            xp.concatenate([s.labels for s in sampled]),
                            xp.concatenate([s.bbox_targets for s in sampled]),
                            xp.concatenate([s.bbox_weights for s in sampled]),
                            self.config.roi_sigma)
+
+    def rpn_step(self, features, batch, gt_boxes, rng):
+        """The RPN's half of a training step (section 3.1): its outputs, its
+        two losses on the sampled anchors, and their backward cache."""
+        rpn = self.rpn_outputs(features)
+        rpn_cls, rpn_box, cache = self.rpn_loss(
+            rpn, self.anchor_labels(rpn, batch, gt_boxes, rng))
+        return rpn, dict(rpn_cls=rpn_cls, rpn_box=rpn_box), (rpn.scores.shape, cache)
+
+    def head_step(self, features, rois, gt_boxes, gt_labels, rng):
+        """The detection head's half (Fast R-CNN on the RoIs): its two losses
+        on the RoIs sampled from ``rois``, and their backward cache."""
+        sampled = self.proposal_targets(rois, gt_boxes, gt_labels, rng)
+        class_scores, box_deltas = self.roi_head.forward(
+            features, batch_rois([s.rois for s in sampled]), rng)
+        roi_cls, roi_box, cache = self.head_loss(class_scores, box_deltas, sampled)
+        return dict(roi_cls=roi_cls, roi_box=roi_box), cache
 
     # ---- training ----------------------------------------------------------------
     @deferred_device_checks()  # on CuPy: one host wait for all value checks
@@ -221,34 +220,27 @@ class FasterRCNN(Module):
         rng = self.rng if rng is None else rng
         batch, gt_boxes, gt_labels = self.training_batch(images, targets)
         features = self.features(batch.images)
-        rpn = self.rpn_outputs(features)
-        rpn_cls, rpn_box, rpn_cache = self.rpn_loss(
-            rpn, self.anchor_labels(rpn, batch, gt_boxes, rng))
+        rpn, rpn_values, rpn_cache = self.rpn_step(features, batch, gt_boxes, rng)
         # The proposals are constants from here on (approximate joint training).
         rois = [p.boxes for p in self.proposals(rpn, batch, training=True)]
-        roi_cls, roi_box, head_cache = self.head_loss(
-            features, self.proposal_targets(rois, gt_boxes, gt_labels, rng), rng)
-        return self._finish_step(
-            features, dict(rpn_cls=rpn_cls, rpn_box=rpn_box, roi_cls=roi_cls, roi_box=roi_box),
-            (rpn.scores.shape, rpn_cache), head_cache)
+        head_values, head_cache = self.head_step(features, rois, gt_boxes, gt_labels, rng)
+        return self._finish_step(features, {**rpn_values, **head_values},
+                                 rpn_cache, head_cache)
 
     @deferred_device_checks()
     def forward_rpn(self, images, targets, rng=None):
-        """The RPN's half of a step: its two losses (``rpn_cls``,
-        ``rpn_box``, ``total``). Alternating training's steps 1 and 3."""
+        """The RPN's half of a step alone (alternating training, steps 1 and
+        3): ``rpn_cls``, ``rpn_box`` and ``total``."""
         rng = self.rng if rng is None else rng
         batch, gt_boxes, _ = self.training_batch(images, targets)
         features = self.features(batch.images)
-        rpn = self.rpn_outputs(features)
-        rpn_cls, rpn_box, cache = self.rpn_loss(
-            rpn, self.anchor_labels(rpn, batch, gt_boxes, rng))
-        return self._finish_step(features, dict(rpn_cls=rpn_cls, rpn_box=rpn_box),
-                                 (rpn.scores.shape, cache), None)
+        _, values, cache = self.rpn_step(features, batch, gt_boxes, rng)
+        return self._finish_step(features, values, cache, None)
 
     @deferred_device_checks()
     def forward_head(self, images, targets, rng=None, proposals=None):
-        """The detection head's half of a step: ``roi_cls``, ``roi_box``,
-        ``total``. Alternating training's steps 2 and 4.
+        """The detection head's half of a step alone (alternating training,
+        steps 2 and 4): ``roi_cls``, ``roi_box`` and ``total``.
 
         ``proposals`` (one (P_i, 4) array per image, original pixels) are
         the RoI candidates, e.g. another network's :meth:`rpn_proposals`
@@ -264,10 +256,8 @@ class FasterRCNN(Module):
                 module.clear_cache()
         else:
             rois = self._given_proposals(batch, proposals)
-        roi_cls, roi_box, cache = self.head_loss(
-            features, self.proposal_targets(rois, gt_boxes, gt_labels, rng), rng)
-        return self._finish_step(features, dict(roi_cls=roi_cls, roi_box=roi_box),
-                                 None, cache)
+        values, cache = self.head_step(features, rois, gt_boxes, gt_labels, rng)
+        return self._finish_step(features, values, None, cache)
 
     def training_batch(self, images, targets):
         """Checked, preprocessed images and their GT in the network's pixels:
@@ -367,23 +357,11 @@ class FasterRCNN(Module):
                 "labels": to_numpy(det["labels"])}
 
     def rpn_proposals(self, images, training=False):
-        """RPN proposals for raw images, in original pixels.
-
-        Shapes: P_i proposals of image i (at most the config's
-        ``rpn_post_nms_top_n_test``; ``_train`` with ``training=True``).
-
-        Parameters
-        ----------
-        images : list of (H_i, W_i, 3) uint8 or float arrays
-        training : bool
-            Use the training proposal counts; the network runs in eval mode
-            either way, and its caches are cleared afterwards.
-
-        Returns
-        -------
-        list of (P_i, 4) numpy arrays in the model's dtype
-            Boxes (x1, y1, x2, y2) in each image's original pixels, as
-            :meth:`forward_head` takes them.
+        """RPN proposals for a list of raw (H_i, W_i, 3) images: one (P_i, 4)
+        numpy array per image, in original pixels and the model's dtype, as
+        :meth:`forward_head` takes them. P_i is at most the config's
+        ``rpn_post_nms_top_n_test`` (``_train`` with ``training=True``); the
+        network runs in eval mode either way, its caches cleared after.
         """
         self.eval()
         batch = self.preprocess(images)

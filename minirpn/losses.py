@@ -18,8 +18,11 @@ Each ``*_losses`` function returns the two losses and a cache; the matching
 from .backend import get_array_module
 from .nn import functional as F
 
-__all__ = ["rpn_losses", "rpn_losses_backward", "head_losses",
+__all__ = ["LOSS_NAMES", "rpn_losses", "rpn_losses_backward", "head_losses",
            "head_losses_backward"]
+
+#: The four terms of a training step's loss, in the order they are computed.
+LOSS_NAMES = ("rpn_cls", "rpn_box", "roi_cls", "roi_box")
 
 
 def rpn_losses(scores, deltas, labels, bbox_targets, sigma=3.0):

@@ -8,12 +8,35 @@ anchor ``i`` of :func:`minirpn.anchors.grid_anchors`, whose order is
 ``2 a + k`` for score ``k`` of anchor ``a`` and ``4 a + j`` for delta ``j``.
 A mismatch here is a classic silent bug, and it has its own test.
 """
+from dataclasses import dataclass
+
 import numpy as np
 
 from .backend import get_array_module
 from .nn import Conv2d, Module, ReLU
 
-__all__ = ["RPNHead", "foreground_probability"]
+__all__ = ["RPNHead", "RPNOutputs", "foreground_probability"]
+
+
+@dataclass
+class RPNOutputs:
+    """The RPN's outputs for a batch of N images, A anchors per image.
+
+    Attributes
+    ----------
+    scores : (N, A, 2) float
+        (background, foreground) logits, row i for anchor i.
+    fg_probs : (N, A) float
+        Their softmax: P(foreground).
+    deltas : (N, A, 4) float
+        Predicted (t_x, t_y, t_w, t_h).
+    anchors : (A, 4) float
+        The anchors the rows line up with.
+    """
+    scores: object
+    fg_probs: object
+    deltas: object
+    anchors: object
 
 
 def _to_rows(x, per_anchor):

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .detections import class_boxes, class_probabilities
+from .losses import LOSS_NAMES
 from .preprocess import check_images, check_targets
 from .roi_head import batch_rois
 
@@ -198,9 +199,10 @@ class Trace:
                     dict(rois=s.rois, labels=s.labels, bbox_targets=s.bbox_targets,
                          bbox_weights=s.bbox_weights), s)
         rpn_cls, rpn_box, _ = m.rpn_loss(rpn, anchor_labels)
-        roi_cls, roi_box, _ = m.head_loss(features, sampled, self.rng)
+        class_scores, box_deltas = m.roi_head.forward(features, batch_rois([s.rois]), self.rng)
+        roi_cls, roi_box, _ = m.head_loss(class_scores, box_deltas, sampled)
         losses = {name: float(value) for name, value in zip(
-            ("rpn_cls", "rpn_box", "roi_cls", "roi_box"), (rpn_cls, rpn_box, roi_cls, roi_box))}
+            LOSS_NAMES, (rpn_cls, rpn_box, roi_cls, roi_box))}
         losses["total"] = sum(losses.values())
         yield Stage("losses", "  ".join(f"{k} {v:.4f}" for k, v in losses.items()),
                     losses)

@@ -19,7 +19,7 @@ import os
 
 from tqdm.auto import tqdm
 
-from ..faster_rcnn import LOSS_NAMES
+from ..losses import LOSS_NAMES
 
 __all__ = ["JsonlLog", "Progress", "read_log", "write_json"]
 

@@ -8,7 +8,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from ..backend import to_numpy
-from ..faster_rcnn import LOSS_NAMES
+from ..losses import LOSS_NAMES
 from .boxes import (_boxes, _field, _image, _new_axes, _positive_int, _show_image,
                     draw_boxes)
 
