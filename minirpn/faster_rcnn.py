@@ -266,8 +266,8 @@ class FasterRCNN(Module):
         targets = check_targets(targets, images, self.config.num_classes)
         self.train()
         self._last = None
-        batch = self.preprocess(images)
-        return (batch, [batch.to_network(i, t["boxes"]) for i, t in enumerate(targets)],
+        batch, dtype = self.preprocess(images), self.config.dtype
+        return (batch, [batch.to_network(i, t["boxes"], dtype) for i, t in enumerate(targets)],
                 [t["labels"] for t in targets])
 
     def _given_proposals(self, batch, proposals):
@@ -276,7 +276,7 @@ class FasterRCNN(Module):
                              f"({len(batch.scales)}), got {len(proposals)}")
         dtype = self.config.dtype
         return [batch.to_network(i, check_boxes(np.asarray(to_numpy(p), dtype=dtype),
-                                                f"proposals[{i}]"))
+                                                f"proposals[{i}]"), dtype)
                 for i, p in enumerate(proposals)]
 
     def _finish_step(self, features, values, rpn_cache, head_cache):

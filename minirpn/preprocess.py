@@ -49,12 +49,14 @@ class PreprocessedBatch:
     def to_network(self, i, boxes, dtype=None):
         """(K, 4) boxes of image i, original -> network pixels.
 
-        Returns them beside the batch's images (numpy or cupy), in ``dtype``
-        (default: the images' dtype).
+        Returns them beside the batch's images (numpy or cupy), in ``dtype``;
+        by default float boxes keep theirs, others take the images'.
         """
         xp = get_array_module(self.images)
-        dtype = self.images.dtype if dtype is None else dtype
-        boxes = np.asarray(to_numpy(boxes), dtype=dtype)
+        boxes = to_numpy(boxes)
+        if dtype is None:
+            dtype = boxes.dtype if np.asarray(boxes).dtype.kind == "f" else self.images.dtype
+        boxes = np.asarray(boxes, dtype=dtype)
         return xp.asarray(rescale_boxes(boxes, self.original_sizes[i], self.image_sizes[i]))
 
     def to_original(self, i, boxes):

@@ -57,3 +57,36 @@ def test_lazy_trace_runs_one_stage_at_a_time():
     trace.run()
     assert trace.names == INFERENCE and trace.next() is None
     assert "detections" in trace.summary()
+
+
+def _spy_on(model, names):
+    """Record which of the model's stage methods run, tagged by phase."""
+    calls, phase = [], ["?"]
+    for name in names:
+        def spy(*args, _name=name, _method=getattr(model, name), **kwargs):
+            calls.append((phase[0], _name))
+            return _method(*args, **kwargs)
+        setattr(model, name, spy)
+    return calls, phase
+
+
+def test_step_through_runs_the_stage_methods_of_forward_train_and_detect():
+    """No second pipeline: a trace calls the very stage methods that a
+    training step and detect call (the same objects, so a change to a stage
+    shows up in all three)."""
+    model = FasterRCNN(tiny_config())
+    images, targets = tiny_batch()
+    training = ("rpn_outputs", "anchor_labels", "rpn_loss", "proposals",
+                "proposal_targets", "head_loss")
+    inference = ("rpn_outputs", "proposals", "head_outputs", "detections")
+    calls, phase = _spy_on(model, set(training) | set(inference))
+    phase[0] = "train"
+    model.forward_train(images[:1], targets[:1], rng=np.random.default_rng(0))
+    phase[0] = "detect"
+    model.detect(images[:1])
+    phase[0] = "trace"
+    model.step_through(images[0], targets[0])
+    ran = {p: {name for q, name in calls if q == p} for p in ("train", "detect", "trace")}
+    assert ran["train"] == set(training)
+    assert ran["detect"] == set(inference)
+    assert ran["trace"] == set(training) | set(inference)
