@@ -16,7 +16,9 @@ from .backend import get_array_module, is_cupy_array
 
 __all__ = ["check_array", "check_float_array", "check_same_dtype",
            "check_probability", "check_positive_int", "check_image_size",
-           "check_rng", "format_shape", "first_bad_row", "passes",
+           "check_non_negative_int", "check_positive_number",
+           "check_non_negative_number", "check_index", "check_rng",
+           "format_shape", "first_bad_row", "passes",
            "deferrable", "deferred_device_checks", "check_finite_outputs"]
 
 
@@ -109,6 +111,57 @@ def check_positive_int(value, name):
     if value <= 0:
         raise ValueError(f"{name} must be a positive int, got {value!r}")
     return int(value)
+
+
+def check_non_negative_int(value, name):
+    """Require an int >= 0 (numpy integers too, bool refused); return it as int.
+
+    TypeError for a value that is not an integer, ValueError for one < 0.
+    """
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be a non-negative int, got {value!r}")
+    if value < 0:
+        raise ValueError(f"{name} must be a non-negative int, got {value!r}")
+    return int(value)
+
+
+def _check_real(value, name, expected, ok):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be {expected}, got {value!r}")
+    if not (math.isfinite(value) and ok(value)):
+        raise ValueError(f"{name} must be {expected}, got {value!r}")
+    return float(value)
+
+
+def check_positive_number(value, name):
+    """Require a finite real number > 0 (bool refused); return it as float.
+
+    TypeError for a value that is not a number, ValueError for one that is
+    <= 0, inf or NaN.
+    """
+    return _check_real(value, name, "a finite number > 0", lambda v: v > 0)
+
+
+def check_non_negative_number(value, name):
+    """Require a finite real number >= 0 (bool refused); return it as float.
+
+    TypeError for a value that is not a number, ValueError for one that is
+    < 0, inf or NaN.
+    """
+    return _check_real(value, name, "a finite number >= 0", lambda v: v >= 0)
+
+
+def check_index(index, length, name="index"):
+    """Require an int in [0, length) (negative indices refused); return it.
+
+    TypeError for a value that is not an integer, IndexError for one out
+    of range.
+    """
+    if isinstance(index, bool) or not isinstance(index, numbers.Integral):
+        raise TypeError(f"{name} must be an int, got {index!r}")
+    if not 0 <= index < length:
+        raise IndexError(f"{name} must lie in [0, {length}), got {index}")
+    return int(index)
 
 
 def check_image_size(image_size, name="image_size"):

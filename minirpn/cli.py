@@ -10,10 +10,11 @@ SIGINT, as shells report it), 1 any other error, printed as one line (the
 traceback only with ``--debug``).
 """
 import argparse
-import math
 import sys
 
 from . import __version__
+from .checks import (check_non_negative_int, check_non_negative_number, check_positive_int,
+                     check_positive_number)
 
 __all__ = ["main", "build_parser"]
 
@@ -68,23 +69,29 @@ def _cmd_make_dataset(args):
 
 
 # Counts and budgets: 0 is a usage error (exit 2), never "not given", so
-# "--iterations 0" cannot silently mean the default.
-def _number(kind, low, inclusive):
-    def parse(text):
+# "--iterations 0" cannot silently mean the default. Each argparse type runs
+# the library's own check, so both say the same thing.
+def _argument(parse, check):
+    """An argparse ``type``: ``parse`` the text, then ``check`` the value with
+    the :mod:`minirpn.checks` function; its message loses the argument name,
+    which argparse puts first ("argument --iterations: must be ...")."""
+    def argument(text):
         try:
-            value = kind(text)
+            value = parse(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"expected {kind.__name__}, got {text!r}")
-        if not math.isfinite(value) or value < low or (value == low and not inclusive):
-            raise argparse.ArgumentTypeError(
-                f"must be {'>=' if inclusive else '>'} {low}, got {text}")
-        return value
-    parse.__name__ = kind.__name__   # argparse names the type in its messages
-    return parse
+            value = text          # the check's TypeError says what was expected
+        try:
+            return check(value, "")
+        except (TypeError, ValueError) as exc:
+            raise argparse.ArgumentTypeError(str(exc).strip()) from None
+    argument.__name__ = parse.__name__   # argparse names the type in its messages
+    return argument
 
 
-_POSITIVE_INT, _POSITIVE_FLOAT = _number(int, 0, False), _number(float, 0, False)
-_COUNT, _NON_NEGATIVE_FLOAT = _number(int, 0, True), _number(float, 0, True)
+_POSITIVE_INT = _argument(int, check_positive_int)
+_POSITIVE_FLOAT = _argument(float, check_positive_number)
+_COUNT = _argument(int, check_non_negative_int)
+_NON_NEGATIVE_FLOAT = _argument(float, check_non_negative_number)
 
 
 def _add_backend(p):
@@ -121,7 +128,7 @@ def _add_demo(sub):
     p.add_argument("--out", default="minirpn_demo", help="output folder (default %(default)s)")
     p.add_argument("--overwrite", action="store_true",
                    help="replace an earlier demo run in --out")
-    p.add_argument("--seed", type=int, default=0, help="seed of data and training")
+    p.add_argument("--seed", type=_COUNT, default=0, help="seed of data and training")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     _add_backend(p)
     p.set_defaults(func=_cmd_demo)
@@ -168,7 +175,7 @@ def _add_evaluate(sub):
     p.add_argument("--iou", type=float, default=0.5, help="IoU threshold (default 0.5)")
     p.add_argument("--num-images", type=_POSITIVE_INT, default=100,
                    help="images generated for shapes/digits data")
-    p.add_argument("--seed", type=int, default=1, help="seed of generated data")
+    p.add_argument("--seed", type=_COUNT, default=1, help="seed of generated data")
     p.add_argument("--json", action="store_true", help="print JSON with map and per_class")
     _add_data_options(p)
     _add_backend(p)
@@ -194,7 +201,7 @@ def _add_make_dataset(sub):
     p.add_argument("name", choices=("shapes", "digits"))
     p.add_argument("--out", required=True)
     p.add_argument("--num-images", type=_POSITIVE_INT, default=200)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=_COUNT, default=0)
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=_cmd_make_dataset)
 
@@ -212,7 +219,7 @@ def _add_check_data(sub):
 def _add_gradcheck(sub):
     p = sub.add_parser("gradcheck", help="check every layer's backward pass "
                        "against finite differences and print the report")
-    p.add_argument("--seed", type=int, default=0, help="seed of the test inputs")
+    p.add_argument("--seed", type=_COUNT, default=0, help="seed of the test inputs")
     p.set_defaults(func=_cmd_gradcheck)
 
 
@@ -235,12 +242,12 @@ def _add_inspect_anchors(sub):
                    "worst_covered.png (the gallery reads the images)")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.add_argument("--images", help="image folder for coco: data (default: beside the JSON)")
-    p.add_argument("--num-images", type=int, default=200,
+    p.add_argument("--num-images", type=_POSITIVE_INT, default=200,
                    help="images generated for shapes/digits data (default %(default)s)")
-    p.add_argument("--seed", type=int, default=0, help="seed of generated data")
-    p.add_argument("--suggestions", type=int, default=3,
+    p.add_argument("--seed", type=_COUNT, default=0, help="seed of generated data")
+    p.add_argument("--suggestions", type=_COUNT, default=3,
                    help="alternative anchor settings to list (default %(default)s, 0: none)")
-    p.add_argument("--gallery", type=int, default=12,
+    p.add_argument("--gallery", type=_COUNT, default=12,
                    help="worst-covered boxes drawn in --out (default %(default)s)")
     p.set_defaults(func=_cmd_inspect_anchors)
 
@@ -254,16 +261,16 @@ def _add_trace(sub):
     p.add_argument("--config", help="toy, paper or a JSON file: trace an untrained model "
                    "(labels do not depend on the weights)")
     p.add_argument("--data", help=DATA_HELP)
-    p.add_argument("--index", type=int, default=0, help="image of --data (default 0)")
+    p.add_argument("--index", type=_COUNT, default=0, help="image of --data (default 0)")
     p.add_argument("--images", help="image folder for coco: data")
     p.add_argument("--gt", action="append", default=[], metavar="X1,Y1,X2,Y2[,LABEL]",
                    help="a GT box of IMAGE (repeat for more)")
-    p.add_argument("--anchor", type=int, action="append", default=[], metavar="N",
+    p.add_argument("--anchor", type=_COUNT, action="append", default=[], metavar="N",
                    help="write anchor_N.png explaining anchor N's label (repeat for more)")
     p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--samples", type=int, default=10,
+    p.add_argument("--samples", type=_COUNT, default=10,
                    help="negative and ignored anchors of each kind in the table")
-    p.add_argument("--seed", type=int, default=0, help="seed of sampling and generated data")
+    p.add_argument("--seed", type=_COUNT, default=0, help="seed of sampling and generated data")
     p.set_defaults(func=_cmd_trace)
 
 

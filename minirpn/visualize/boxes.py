@@ -9,7 +9,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
 from ..backend import to_numpy
-from ..checks import check_array, first_bad_row
+from ..checks import check_array, check_image_size, check_positive_int, first_bad_row
 
 POSITIVE, NEGATIVE, IGNORED, GT = "#2ca02c", "#d62728", "#a0a0a0", "white"
 
@@ -44,22 +44,8 @@ def _boxes(boxes, name):
     return boxes
 
 
-def _size(size, name):
-    try:
-        h, w = (float(v) for v in size)
-    except (TypeError, ValueError):
-        raise TypeError(f"{name} must be a pair (H, W) of numbers, got {size!r}") from None
-    if not (h > 0 and w > 0):
-        raise ValueError(f"{name} must be (H, W) with H > 0 and W > 0, got {size!r}")
-    return h, w
-
-
-def _positive_int(value, name):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be a positive int, got {value!r}")
-    if value < 1:
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
-    return int(value)
+# stages.py still imports this name; checks.check_positive_int replaces it
+_positive_int = check_positive_int
 
 
 def _field(obj, name, what):
@@ -141,7 +127,8 @@ def _mapped(boxes, network_size, original_size, name):
     boxes = _boxes(boxes, name)
     if network_size is None:
         return boxes
-    (h, w), (H, W) = _size(network_size, "network_size"), _size(original_size, "original_size")
+    (h, w), (H, W) = check_image_size(network_size, "network_size"), \
+        check_image_size(original_size, "original_size")
     return boxes * np.array([W / w, H / h, W / w, H / h])
 
 
