@@ -15,7 +15,7 @@ from PIL import Image
 
 from minirpn import Config, FasterRCNN
 from minirpn.cli import main
-from minirpn.detect_files import output_names
+from minirpn.cli.detect_command import output_names
 from minirpn.train.state import load_run
 
 from test_cli import TINY

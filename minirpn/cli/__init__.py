@@ -1,10 +1,19 @@
-"""The ``minirpn`` command line.
+"""The ``minirpn`` command line: the top floor, which nothing else imports.
 
-Sub-commands: ``demo`` (the main job), ``train``, ``evaluate``, ``detect``,
-``make-dataset``, ``check-data``, ``gradcheck``, ``inspect-anchors`` and
-``trace``. ``demo``, ``train``,
-``evaluate`` and ``detect`` take ``--backend numpy|cupy`` (beside
-``MINIRPN_BACKEND``). Exit codes: 0 success, 2 usage errors
+This module parses the arguments (:func:`build_parser`) and runs a
+sub-command (:func:`main`, the ``minirpn`` script and ``python -m
+minirpn``); what each sub-command does lives beside it:
+
+* :mod:`~minirpn.cli.demo`: ``demo`` (the main job);
+* :mod:`~minirpn.cli.commands`: ``train``, ``evaluate``, ``check-data`` and
+  what every command shares (``--data``, ``--config``, checkpoints);
+* :mod:`~minirpn.cli.detect_command`: ``detect``;
+* :mod:`~minirpn.cli.anchor_commands`: ``inspect-anchors`` and ``trace``;
+* ``make-dataset`` and ``gradcheck`` call :mod:`minirpn.data` and
+  :mod:`minirpn.nn.selfcheck` directly.
+
+``demo``, ``train``, ``evaluate`` and ``detect`` take ``--backend
+numpy|cupy`` (beside ``MINIRPN_BACKEND``). Exit codes: 0 success, 2 usage errors
 (argparse's own, including a 0 or negative count), 130 Ctrl-C (128 +
 SIGINT, as shells report it), 1 any other error, printed as one line (the
 traceback only with ``--debug``).
@@ -12,15 +21,15 @@ traceback only with ``--debug``).
 import argparse
 import sys
 
-from . import __version__
-from .checks import (check_non_negative_int, check_non_negative_number, check_positive_int,
+from .. import __version__
+from ..checks import (check_non_negative_int, check_non_negative_number, check_positive_int,
                      check_positive_number)
 
 __all__ = ["main", "build_parser"]
 
 
 def _cmd_gradcheck(args):
-    from .nn.selfcheck import run_selfcheck
+    from ..nn.selfcheck import run_selfcheck
     report = run_selfcheck(seed=args.seed)
     print(report.table())
     return 0 if report.passed else 1
@@ -29,7 +38,7 @@ def _cmd_gradcheck(args):
 def _cmd_demo(args):
     from .commands import check_run_folder
     from .demo import run_demo
-    from .train import TrainingInterrupted
+    from ..train import TrainingInterrupted
     check_run_folder(args.out, overwrite=args.overwrite)
     try:
         run_demo(out_dir=args.out, minutes=args.minutes, seed=args.seed,
@@ -61,7 +70,7 @@ def _cmd_check_data(args):
 
 
 def _cmd_make_dataset(args):
-    from .data import make_dataset
+    from ..data import make_dataset
     path = make_dataset(args.name, args.out, args.num_images, seed=args.seed,
                         progress=not args.quiet)
     print(f"wrote {args.num_images} images and {path}")
@@ -297,7 +306,7 @@ def main(argv=None):
         return 0
     try:
         if getattr(args, "backend", None):
-            from .backend import set_backend
+            from ..backend import set_backend
             set_backend(args.backend)
         return args.func(args)
     except KeyboardInterrupt as exc:
