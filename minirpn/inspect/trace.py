@@ -54,8 +54,9 @@ def anchors_that_matter(labels, rng, samples=10):
     Parameters
     ----------
     labels : AnchorLabels
-    rng : numpy.random.Generator
-        Draws the samples of negative and ignored anchors.
+    rng : numpy.random.Generator or None
+        Draws the samples of negative and ignored anchors (None: a fresh,
+        unseeded one, as :func:`minirpn.checks.check_rng` gives).
     samples : int
         How many of each: negatives, between the thresholds, crossing the
         border, dropped by sampling.
