@@ -34,7 +34,7 @@ ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 sys.path[:0] = [ROOT, os.path.join(ROOT, "tests")]
 
 from minirpn import Config, FasterRCNN  # noqa: E402
-from minirpn.backend import _import_cupy  # noqa: E402
+from minirpn.backend import import_cupy  # noqa: E402
 from minirpn.nn import functional as F  # noqa: E402
 from minirpn.ops import nms  # noqa: E402
 from scenes import make_scene  # noqa: E402
@@ -316,7 +316,7 @@ def main():
     args = parser.parse_args()
     repeat = args.repeat or (3 if args.quick else 10)
     try:
-        cp = _import_cupy()
+        cp = import_cupy()
     except RuntimeError as exc:
         print(f"bench_gpu: {exc}; nothing to measure.", file=sys.stderr)
         sys.exit(2)

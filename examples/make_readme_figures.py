@@ -4,7 +4,7 @@
     python examples/make_readme_figures.py --checkpoint minirpn_demo/model.npz
 
 Without ``--checkpoint`` it trains ``Config.toy`` on generated shapes with
-the demo's recipe (``minirpn.demo``: 1400 steps, about 7 minutes on 2 idle
+the demo's recipe (``minirpn.cli.demo``: 1400 steps, about 7 minutes on 2 idle
 cores), or for ``--minutes`` with that schedule stretched over the budget,
 in a temporary folder. It writes three PNGs into ``examples/figures/`` (this
 script's own output, refreshed on every run), each quantised to a palette
@@ -52,7 +52,7 @@ def save_small(fig, path, dpi):
 def trained_model(checkpoint, minutes, seed):
     if checkpoint:
         return minirpn.FasterRCNN.load(checkpoint)
-    from minirpn.demo import DEMO_TRAIN_IMAGES, demo_train_config
+    from minirpn.cli.demo import DEMO_TRAIN_IMAGES, demo_train_config
     from minirpn.train import train
     data = ShapesDataset(DEMO_TRAIN_IMAGES, seed=seed)
     names = tuple(data.class_names)

@@ -9,9 +9,9 @@ counts, the one-line summary and the per-anchor sentences behind
 ``anchor_targets`` (which imports this module), so there is no cycle.
 """
 import enum
-import numbers
 
 from .backend import get_array_module, to_numpy
+from .checks import check_index
 from .ops import box_iou
 
 __all__ = ["Reason", "label_counts", "summarize", "explain_anchor"]
@@ -89,7 +89,8 @@ def explain_anchor(labels, index):
         Reads its per-anchor arrays (A,), ``anchors`` (A, 4),
         ``gt_boxes`` (K, 4), ``image_size``, ``config`` and ``sampling``.
     index : int
-        Anchor index in [-A, A); negative counts from the end.
+        Anchor index in [0, A) (a negative index is refused: it names no
+        anchor of the grid).
 
     Returns
     -------
@@ -100,14 +101,9 @@ def explain_anchor(labels, index):
     TypeError
         ``index`` is not an int (bool included).
     IndexError
-        ``index`` is outside [-A, A).
+        ``index`` is outside [0, A).
     """
-    n = labels.labels.shape[0]
-    if isinstance(index, bool) or not isinstance(index, numbers.Integral):
-        raise TypeError(f"index must be an int, got {index!r}")
-    if not -n <= index < n:
-        raise IndexError(f"index must lie in [0, {n}), got {index}")
-    i = int(index) % n
+    i = check_index(index, labels.labels.shape[0])
     box = to_numpy(labels.anchors[i])
     head = f"anchor {i} [{', '.join(f'{v:.1f}' for v in box)}]"
     before = Reason(int(labels.reason_before_sampling[i]))

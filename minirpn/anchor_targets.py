@@ -25,12 +25,13 @@ the text behind ``explain`` / ``summary`` / ``counts`` live in
 :mod:`minirpn.anchor_explanations` (``Reason`` is re-exported here).
 """
 import dataclasses
+import math
 
 import numpy
 
 from .anchor_explanations import Reason, explain_anchor, label_counts, summarize
 from .backend import get_array_module
-from .checks import (check_image_size, check_iou_thresholds, check_number,
+from .checks import (check_image_size, check_iou_thresholds, check_non_negative_number,
                      check_positive_area, check_positive_int, check_probability,
                      check_rng)
 from .ops import check_boxes, encode_boxes
@@ -249,9 +250,10 @@ def _settings(positive_iou, negative_iou, batch_size, positive_fraction,
     positive_iou, negative_iou = check_iou_thresholds(positive_iou, negative_iou)
     if batch_size is not None:
         batch_size = check_positive_int(batch_size, "batch_size")
+    if allowed_border != math.inf:   # inf keeps every anchor
+        allowed_border = check_non_negative_number(
+            allowed_border, "allowed_border (or inf, to keep every anchor)")
     config = AnchorTargetConfig(
         positive_iou, negative_iou, batch_size,
-        check_probability(positive_fraction, "positive_fraction"),
-        check_number(allowed_border, "allowed_border (inf keeps every anchor)",
-                     allow_inf=True))
+        check_probability(positive_fraction, "positive_fraction"), float(allowed_border))
     return config, check_image_size(image_size)

@@ -21,30 +21,13 @@ Conventions (which differ from the two reference implementations):
   RPN head's (N, A*4, H, W) output transposed to (N, H, W, A, 4).
 """
 import math
-import numbers
 
 import numpy
 
 from .backend import array_module, get_array_module
-from .checks import check_float_array
+from .checks import check_float_array, check_positive_int, check_positive_number
 
 __all__ = ["base_anchors", "grid_anchors", "num_anchors"]
-
-
-def _check_positive_number(value, name):
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a positive number, got {value!r}")
-    if not (math.isfinite(value) and value > 0):
-        raise ValueError(f"{name} must be a positive number, got {value!r}")
-    return float(value)
-
-
-def _check_positive_int(value, name):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be a positive int, got {value!r}")
-    if value <= 0:
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
-    return int(value)
 
 
 def _check_positive_sequence(values, name):
@@ -57,7 +40,7 @@ def _check_positive_sequence(values, name):
     if not values:
         raise ValueError(
             f"{name} must be a non-empty sequence of positive numbers, got []")
-    return [_check_positive_number(v, f"{name}[{i}]")
+    return [check_positive_number(v, f"{name}[{i}]")
             for i, v in enumerate(values)]
 
 
@@ -105,7 +88,7 @@ def base_anchors(base_size=16, scales=(8, 16, 32), ratios=(0.5, 1, 2),
         If ``base_size`` is not a positive number, or ``scales`` /
         ``ratios`` are empty or hold a non-positive entry (named).
     """
-    base_size = _check_positive_number(base_size, "base_size")
+    base_size = check_positive_number(base_size, "base_size")
     scales = _check_positive_sequence(scales, "scales")
     ratios = _check_positive_sequence(ratios, "ratios")
     xp = array_module()
@@ -159,9 +142,9 @@ def grid_anchors(feature_height, feature_width, stride, base):
     >>> grid_anchors(38, 57, 16, base_anchors()).shape   # 38 * 57 * 9
     (19494, 4)
     """
-    H = _check_positive_int(feature_height, "feature_height")
-    W = _check_positive_int(feature_width, "feature_width")
-    stride = _check_positive_number(stride, "stride")
+    H = check_positive_int(feature_height, "feature_height")
+    W = check_positive_int(feature_width, "feature_width")
+    stride = check_positive_number(stride, "stride")
     check_float_array(base, "base", shape=(None, 4))
     if base.shape[0] == 0:
         raise ValueError("base must hold at least one anchor, got shape (0, 4)")

@@ -25,17 +25,25 @@ __all__ = [
     "to_numpy",
     "to_backend",
     "is_cupy_array",
+    "import_cupy",
 ]
 
 _BACKENDS = ("numpy", "cupy")
 _state = {"name": "numpy", "xp": numpy}
 
 
-def _import_cupy():
-    """Import cupy and make sure a CUDA device can be used.
+def import_cupy():
+    """Import and return :mod:`cupy`, making sure a CUDA device can be used.
 
-    ``import cupy`` succeeds on a machine without a GPU and fails only on
-    first use, so the device is checked explicitly.
+    For code that needs the module itself, whatever the active backend
+    (moving parameters to the GPU, benchmarks). ``import cupy`` succeeds on
+    a machine without a GPU and fails only on first use, so the device is
+    checked explicitly.
+
+    Raises
+    ------
+    RuntimeError
+        If CuPy is not installed, or no CUDA device is available.
     """
     try:
         import cupy
@@ -70,7 +78,7 @@ def set_backend(name):
     if name not in _BACKENDS:
         raise ValueError(
             f"backend must be one of {_BACKENDS}, got {name!r}")
-    _state["xp"] = numpy if name == "numpy" else _import_cupy()
+    _state["xp"] = numpy if name == "numpy" else import_cupy()
     _state["name"] = name
 
 

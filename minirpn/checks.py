@@ -16,8 +16,10 @@ from .backend import get_array_module, is_cupy_array
 
 __all__ = ["check_array", "check_float_array", "check_same_dtype",
            "check_probability", "check_positive_int", "check_image_size",
-           "check_rng", "check_number", "check_iou_thresholds",
-           "check_positive_area", "check_class_labels", "format_shape", "first_bad_row", "passes",
+           "check_non_negative_int", "check_positive_number",
+           "check_non_negative_number", "check_index", "check_rng",
+           "check_iou_thresholds", "check_positive_area",
+           "check_class_labels", "format_shape", "first_bad_row", "passes",
            "deferrable", "deferred_device_checks", "check_finite_outputs"]
 
 
@@ -110,6 +112,57 @@ def check_positive_int(value, name):
     if value <= 0:
         raise ValueError(f"{name} must be a positive int, got {value!r}")
     return int(value)
+
+
+def check_non_negative_int(value, name):
+    """Require an int >= 0 (numpy integers too, bool refused); return it as int.
+
+    TypeError for a value that is not an integer, ValueError for one < 0.
+    """
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be a non-negative int, got {value!r}")
+    if value < 0:
+        raise ValueError(f"{name} must be a non-negative int, got {value!r}")
+    return int(value)
+
+
+def _check_real(value, name, expected, ok):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be {expected}, got {value!r}")
+    if not (math.isfinite(value) and ok(value)):
+        raise ValueError(f"{name} must be {expected}, got {value!r}")
+    return float(value)
+
+
+def check_positive_number(value, name):
+    """Require a finite real number > 0 (bool refused); return it as float.
+
+    TypeError for a value that is not a number, ValueError for one that is
+    <= 0, inf or NaN.
+    """
+    return _check_real(value, name, "a finite number > 0", lambda v: v > 0)
+
+
+def check_non_negative_number(value, name):
+    """Require a finite real number >= 0 (bool refused); return it as float.
+
+    TypeError for a value that is not a number, ValueError for one that is
+    < 0, inf or NaN.
+    """
+    return _check_real(value, name, "a finite number >= 0", lambda v: v >= 0)
+
+
+def check_index(index, length, name="index"):
+    """Require an int in [0, length) (negative indices refused); return it.
+
+    TypeError for a value that is not an integer, IndexError for one out
+    of range.
+    """
+    if isinstance(index, bool) or not isinstance(index, numbers.Integral):
+        raise TypeError(f"{name} must be an int, got {index!r}")
+    if not 0 <= index < length:
+        raise IndexError(f"{name} must lie in [0, {length}), got {index}")
+    return int(index)
 
 
 def check_image_size(image_size, name="image_size"):
@@ -248,23 +301,6 @@ def check_finite_outputs(loss_name, outputs):
 
 
 # ---- settings of the stages ---------------------------------------------------
-def check_number(value, name, *, minimum=0.0, strict=False, allow_inf=False):
-    """Require a real number >= ``minimum`` (> with ``strict``); return a float.
-
-    NaN is always refused, inf only unless ``allow_inf``. TypeError for a
-    value that is not a number (bool included), ValueError out of range.
-    """
-    bound = f"{'>' if strict else '>='} {minimum:g}"
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a number {bound}, got {value!r}")
-    value = float(value)
-    in_range = value > minimum if strict else value >= minimum
-    if not in_range or (math.isinf(value) and not allow_inf):
-        finite = "" if allow_inf else "finite "
-        raise ValueError(f"{name} must be a {finite}number {bound}, got {value!r}")
-    return value
-
-
 def check_iou_thresholds(positive_iou, negative_iou, negative_iou_floor=None):
     """IoU thresholds in [0, 1] with floor <= negative_iou <= positive_iou.
 

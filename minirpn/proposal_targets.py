@@ -45,7 +45,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .backend import get_array_module
-from .checks import (check_class_labels, check_iou_thresholds, check_number,
+from .checks import (check_class_labels, check_iou_thresholds, check_positive_number,
                      check_positive_area, check_positive_int, check_probability,
                      check_rng, check_same_dtype)
 from .ops import check_boxes, encode_boxes, stds_to_weights
@@ -228,5 +228,5 @@ def _check(proposals, gt_boxes, gt_labels, num_classes, batch_size,
     if not hasattr(box_stds, "__len__") or len(box_stds) != 4:
         raise ValueError(f"box_stds must be 4 positive finite numbers, got {box_stds!r}")
     for i, std in enumerate(box_stds):
-        check_number(std, f"box_stds[{i}]", strict=True)
+        check_positive_number(std, f"box_stds[{i}]")
     return stds_to_weights(box_stds)

@@ -24,9 +24,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .backend import get_array_module
-from .checks import (check_float_array, check_image_size, check_number,
-                     check_positive_int, check_probability, check_same_dtype,
-                     deferrable, first_bad_row)
+from .checks import (check_float_array, check_image_size, check_non_negative_number,
+                     check_positive_int, check_positive_number, check_probability,
+                     check_same_dtype, deferrable, first_bad_row)
 from .ops import clip_boxes, decode_boxes, nms, remove_small_boxes
 
 __all__ = ["propose", "Proposals", "ProposalStep", "STEP_NAMES"]
@@ -229,8 +229,8 @@ def _check(fg_probs, deltas, anchors, image_size, scale, pre_nms_top_n,
     # Finite deltas and valid anchors are checked (row named) by
     # decode_boxes before anything is computed.
     check_image_size(image_size)
-    check_number(scale, "scale", strict=True)
+    check_positive_number(scale, "scale")
     return (check_positive_int(pre_nms_top_n, "pre_nms_top_n"),
             check_positive_int(post_nms_top_n, "post_nms_top_n"),
             check_probability(nms_threshold, "nms_threshold"),
-            check_number(min_size, "min_size"))
+            check_non_negative_number(min_size, "min_size"))

@@ -5,7 +5,7 @@ import json
 import pytest
 
 from minirpn.cli import main
-from minirpn.commands import parse_classes
+from minirpn.cli.commands import parse_classes
 
 from test_cli import TINY
 from test_data_coco import write_folder

@@ -15,7 +15,7 @@ from PIL import Image
 
 from minirpn import Config, FasterRCNN
 from minirpn.cli import main
-from minirpn.detect_files import output_names
+from minirpn.cli.detect_command import output_names
 from minirpn.train.state import load_run
 
 from test_cli import TINY
@@ -163,7 +163,9 @@ def test_zero_and_negative_values_are_values(tmp_path, flag, capsys):
         with pytest.raises(SystemExit) as caught:
             main(train_args(tmp_path, tmp_path / "run", flag, "0"))
         assert caught.value.code == 2
-        assert f"argument {flag}: must be > 0, got 0" in capsys.readouterr().err
+        expected = "a finite number > 0, got 0.0" if flag == "--minutes" \
+            else "a positive int, got 0"           # the library's own words (checks.py)
+        assert f"argument {flag}: must be {expected}" in capsys.readouterr().err
     assert not (tmp_path / "run").exists()
     with pytest.raises(SystemExit):
         main(["demo", "--minutes", "0"])

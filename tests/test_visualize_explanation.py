@@ -74,5 +74,7 @@ def test_bad_arguments(labels):
         plot_explanation({"labels": 1}, 0)
     with pytest.raises(IndexError, match=r"\[0, 4\)"):
         plot_explanation(labels, 4)
+    with pytest.raises(IndexError, match=r"\[0, 4\), got -1"):
+        plot_explanation(labels, -1)
     with pytest.raises(TypeError, match="index must be an int"):
         plot_explanation(labels, 1.0)

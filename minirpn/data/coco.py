@@ -33,6 +33,7 @@ import math
 import numbers
 import os
 
+from ..checks import check_positive_int
 from .dataset import DetectionDataset, copy_target, make_target
 from .images import read_annotated_image
 from .validation import (CLIP_HINT, OUTSIDE, ZERO_SIZE, RecordPolicy,
@@ -56,18 +57,22 @@ def _field(record, key, where, kind):
         raise ValueError(f"{where}: must be a JSON object, got {record!r}")
     if key not in record:
         raise ValueError(f"{where}: field '{key}' missing")
-    value = record[key]
-    is_int = isinstance(value, numbers.Integral) \
-        and not isinstance(value, bool)
-    if kind == "str" and not (isinstance(value, str) and value):
-        raise ValueError(f"{where}: field '{key}' must be a non-empty string,"
-                         f" got {value!r}")
-    if kind == "int" and not is_int:
-        raise ValueError(f"{where}: field '{key}' must be an int, "
-                         f"got {value!r}")
-    if kind == "size" and not (is_int and value > 0):
-        raise ValueError(f"{where}: field '{key}' must be a positive int, "
-                         f"got {value!r}")
+    check = {"str": _non_empty_string, "int": _int, "size": check_positive_int}[kind]
+    try:
+        return check(record[key], f"{where}: field '{key}'")
+    except TypeError as exc:   # a bad record in a file is a ValueError, whatever its type
+        raise ValueError(str(exc)) from None
+
+
+def _non_empty_string(value, name):
+    if not (isinstance(value, str) and value):
+        raise ValueError(f"{name} must be a non-empty string, got {value!r}")
+    return value
+
+
+def _int(value, name):
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise ValueError(f"{name} must be an int, got {value!r}")
     return value
 
 

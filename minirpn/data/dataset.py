@@ -21,7 +21,7 @@ import numbers
 
 import numpy
 
-from ..checks import check_probability
+from ..checks import check_non_negative_int, check_probability, check_rng
 
 __all__ = ["DetectionDataset", "Subset", "make_target", "drop_difficult",
            "split_indices"]
@@ -189,11 +189,9 @@ def split_indices(n, val_fraction, rng=None):
     val : (V,) int64 ndarray
         Sorted validation indices.
     """
-    if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 0:
-        raise ValueError(f"n must be a non-negative int, got {n!r}")
+    n = check_non_negative_int(n, "n")
     val_fraction = check_probability(val_fraction, "val_fraction")
-    rng = numpy.random.default_rng() if rng is None else rng
-    order = rng.permutation(int(n))
+    order = check_rng(rng).permutation(n)
     n_val = int(round(n * val_fraction))
     return (numpy.sort(order[n_val:]).astype(numpy.int64),
             numpy.sort(order[:n_val]).astype(numpy.int64))

@@ -24,6 +24,7 @@ import os
 import numpy
 from PIL import Image
 
+from ..checks import check_positive_int
 from .dataset import make_target
 from .images import read_image
 from .synth import (ToyDataset, draw_image_size, log_uniform, paste_sprites,
@@ -176,5 +177,5 @@ class DigitsDataset(ToyDataset):
                 f"(image_size[0] - 2) / sqrt(1.25), got {tuple(digit_size)}")
         self.options = dict(image_size=(lo, hi),
                             digit_size=tuple(float(v) for v in digit_size),
-                            max_objects=int(max_objects),
+                            max_objects=check_positive_int(max_objects, "max_objects"),
                             max_iou=float(max_iou))

@@ -20,6 +20,7 @@ import math
 
 import numpy
 
+from ..checks import check_positive_int
 from .dataset import make_target
 from .synth import (ToyDataset, draw_image_size, log_uniform, paste_sprites,
                     smooth_noise, tight_crop, to_uint8)
@@ -157,10 +158,7 @@ class ShapesDataset(ToyDataset):
             raise ValueError(
                 f"object_size must be (lo, hi) with 1 <= lo <= hi <= "
                 f"image_size[0] - 2 = {lo - 2}, got {tuple(object_size)}")
-        if isinstance(max_objects, bool) or int(max_objects) < 1:
-            raise ValueError(
-                f"max_objects must be a positive int, got {max_objects!r}")
         self.options = dict(image_size=(lo, hi),
                             object_size=tuple(float(v) for v in object_size),
-                            max_objects=int(max_objects),
+                            max_objects=check_positive_int(max_objects, "max_objects"),
                             max_iou=float(max_iou))

@@ -12,36 +12,19 @@ image is a pure function of its generator's seed.
 dataset is drawn from ``numpy.random.default_rng([seed, i])``.
 """
 import colorsys
-import numbers
 
 import numpy
 from PIL import Image
 
+from ..checks import check_non_negative_int, check_positive_int
 from .dataset import DetectionDataset, copy_target
 
-__all__ = ["check_seed", "check_num_images", "check_image_size",
+__all__ = ["check_size_range",
            "draw_image_size", "log_uniform", "box_iou", "tight_crop",
            "smooth_noise", "paste_sprites", "to_uint8", "ToyDataset"]
 
 
-def check_seed(seed):
-    """Seeds feed ``default_rng([seed, i])``, which needs ints >= 0."""
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) \
-            or seed < 0:
-        raise ValueError(f"seed must be a non-negative int, got {seed!r}")
-    return int(seed)
-
-
-def check_num_images(num_images):
-    """A toy dataset holds at least one image."""
-    if isinstance(num_images, bool) \
-            or not isinstance(num_images, numbers.Integral) or num_images < 1:
-        raise ValueError(
-            f"num_images must be a positive int, got {num_images!r}")
-    return int(num_images)
-
-
-def check_image_size(image_size):
+def check_size_range(image_size):
     """``(lo, hi)`` ints with 1 <= lo <= hi: the range of H and of W."""
     lo, hi = (int(v) for v in image_size)
     if not 1 <= lo <= hi:
@@ -215,9 +198,10 @@ class ToyDataset(DetectionDataset):
     def _check_common(self, num_images, seed, image_size):
         """Check and store ``num_images`` and ``seed``; return the checked
         ``image_size`` as ``(lo, hi)`` ints."""
-        self.num_images = check_num_images(num_images)
-        self.seed = check_seed(seed)
-        return check_image_size(image_size)
+        self.num_images = check_positive_int(num_images, "num_images")
+        # default_rng([seed, i]) needs ints >= 0
+        self.seed = check_non_negative_int(seed, "seed")
+        return check_size_range(image_size)
 
     def __len__(self):
         return self.num_images

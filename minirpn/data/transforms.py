@@ -7,7 +7,7 @@ draw from, so a seed reproduces a run.
 """
 import numpy
 
-from ..checks import check_array, check_probability
+from ..checks import check_array, check_probability, check_rng
 
 __all__ = ["hflip", "RandomHorizontalFlip", "Compose"]
 
@@ -67,7 +67,7 @@ class RandomHorizontalFlip:
         self.p = check_probability(p, "p")
 
     def __call__(self, image, target, rng=None):
-        rng = numpy.random.default_rng() if rng is None else rng
+        rng = check_rng(rng)
         if rng.random() < self.p:
             return hflip(image, target)
         return image, target
@@ -84,7 +84,7 @@ class Compose:
         self.transforms = list(transforms)
 
     def __call__(self, image, target, rng=None):
-        rng = numpy.random.default_rng() if rng is None else rng
+        rng = check_rng(rng)
         for t in self.transforms:
             image, target = t(image, target, rng)
         return image, target

@@ -20,6 +20,7 @@ import numpy as np
 
 from ..anchor_explanations import Reason
 from ..backend import to_numpy
+from ..checks import check_rng
 from ..ops import box_iou
 from ..step_through import Trace
 
@@ -53,8 +54,9 @@ def anchors_that_matter(labels, rng, samples=10):
     Parameters
     ----------
     labels : AnchorLabels
-    rng : numpy.random.Generator
-        Draws the samples of negative and ignored anchors.
+    rng : numpy.random.Generator or None
+        Draws the samples of negative and ignored anchors (None: a fresh,
+        unseeded one, as :func:`minirpn.checks.check_rng` gives).
     samples : int
         How many of each: negatives, between the thresholds, crossing the
         border, dropped by sampling.
@@ -64,8 +66,7 @@ def anchors_that_matter(labels, rng, samples=10):
     dict of int to str
         Anchor index -> why it is listed, in increasing index order.
     """
-    if not isinstance(rng, np.random.Generator):
-        raise TypeError(f"rng must be a numpy.random.Generator, got {type(rng).__name__}")
+    rng = check_rng(rng)
     before, final = to_numpy(labels.reason_before_sampling), to_numpy(labels.reason)
     why = {}
     for i in np.flatnonzero((before == Reason.POSITIVE_BY_THRESHOLD)

@@ -18,7 +18,7 @@ steps 3 and 4.
 Children are registered explicitly with ``add_module``; parameters with
 ``add_parameter``. No metaclass, no attribute magic.
 """
-from ..backend import _import_cupy, get_array_module, to_numpy
+from ..backend import get_array_module, import_cupy, to_numpy
 
 __all__ = ["Module"]
 
@@ -192,7 +192,7 @@ class Module:
         if backend_name == "numpy":
             self._map_arrays(to_numpy)
         elif backend_name == "cupy":
-            cupy = _import_cupy()
+            cupy = import_cupy()
             self._map_arrays(cupy.asarray)
         else:
             raise ValueError("backend_name must be 'numpy' or 'cupy', "

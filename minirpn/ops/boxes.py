@@ -12,7 +12,8 @@ for cupy arrays (and for tests, which compare the two).
 import numpy
 
 from ..backend import get_array_module, to_numpy
-from ..checks import check_float_array, check_same_dtype, deferrable, first_bad_row, passes
+from ..checks import (check_float_array, check_image_size, check_same_dtype, deferrable,
+                      first_bad_row, passes)
 from ..jit import njit
 
 __all__ = ["check_boxes", "box_area", "box_iou", "clip_boxes",
@@ -200,27 +201,12 @@ def clip_boxes(boxes, image_size):
         A new array; ``boxes`` is not modified.
     """
     check_boxes(boxes, "boxes")
-    height, width = _check_image_size(image_size)
+    height, width = check_image_size(image_size)
     xp = get_array_module(boxes)
     out = xp.empty_like(boxes)
     out[:, 0::2] = xp.clip(boxes[:, 0::2], 0, width)
     out[:, 1::2] = xp.clip(boxes[:, 1::2], 0, height)
     return out
-
-
-def _check_image_size(image_size):
-    try:
-        height, width = (float(v) for v in image_size)
-    except (TypeError, ValueError):
-        raise TypeError(
-            f"image_size must be a pair (H, W) of numbers, got {image_size!r}"
-        ) from None
-    if not (numpy.isfinite(height) and numpy.isfinite(width)
-            and height > 0 and width > 0):
-        raise ValueError(
-            f"image_size must be (H, W) with H > 0 and W > 0, "
-            f"got {tuple(image_size)!r}")
-    return height, width
 
 
 def remove_small_boxes(boxes, min_size):

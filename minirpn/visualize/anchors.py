@@ -4,8 +4,9 @@ from matplotlib import colormaps
 from matplotlib.patches import Rectangle
 
 from ..backend import to_numpy
+from ..checks import check_image_size, check_positive_int
 from .boxes import (GT, IGNORED, NEGATIVE, POSITIVE, _boxes, _display_copy, _field, _image,
-                    _mapped, _new_axes, _positive_int, _show_image, _size, _spread,
+                    _mapped, _new_axes, _show_image, _spread,
                     draw_boxes)
 
 
@@ -20,8 +21,8 @@ def cell_anchor_indices(row, col, feature_width, num_anchors):
     (A,) int64
     """
     row, col = int(row), int(col)
-    wf, a = _positive_int(feature_width, "feature_width"), _positive_int(num_anchors,
-                                                                          "num_anchors")
+    wf, a = check_positive_int(feature_width, "feature_width"), check_positive_int(num_anchors,
+                                                                                "num_anchors")
     if row < 0 or not 0 <= col < wf:
         raise ValueError(f"(row, col) must be a cell with row >= 0 and 0 <= col < "
                          f"{wf}, got ({row}, {col})")
@@ -49,7 +50,7 @@ def plot_anchors(image_size, anchors, indices=None, image=None, ax=None, max_anc
     -------
     Figure
     """
-    h, w = _size(image_size, "image_size")
+    h, w = check_image_size(image_size)
     anchors = _boxes(anchors, "anchors")
     indices = np.arange(len(anchors)) if indices is None else to_numpy(indices).reshape(-1)
     if len(indices) > max_anchors:

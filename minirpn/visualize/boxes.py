@@ -9,7 +9,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
 from ..backend import to_numpy
-from ..checks import check_array, first_bad_row
+from ..checks import check_array, check_image_size, check_positive_int, first_bad_row
 from ..preprocess import rescale_boxes
 
 POSITIVE, NEGATIVE, IGNORED, GT = "#2ca02c", "#d62728", "#a0a0a0", "white"
@@ -43,24 +43,6 @@ def _boxes(boxes, name):
         raise ValueError(f"{name} must hold finite (x1, y1, x2, y2) rows with x2 >= x1 "
                          f"and y2 >= y1, got {boxes[bad].tolist()} at row {bad}")
     return boxes
-
-
-def _size(size, name):
-    try:
-        h, w = (float(v) for v in size)
-    except (TypeError, ValueError):
-        raise TypeError(f"{name} must be a pair (H, W) of numbers, got {size!r}") from None
-    if not (h > 0 and w > 0):
-        raise ValueError(f"{name} must be (H, W) with H > 0 and W > 0, got {size!r}")
-    return h, w
-
-
-def _positive_int(value, name):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be a positive int, got {value!r}")
-    if value < 1:
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
-    return int(value)
 
 
 def _field(obj, name, what):
@@ -142,8 +124,8 @@ def _mapped(boxes, network_size, original_size, name):
     boxes = _boxes(boxes, name)
     if network_size is None:
         return boxes
-    return rescale_boxes(boxes, _size(network_size, "network_size"),
-                         _size(original_size, "original_size"))
+    return rescale_boxes(boxes, check_image_size(network_size, "network_size"),
+                         check_image_size(original_size, "original_size"))
 
 
 def draw_boxes(ax, image, boxes, labels=None, scores=None, class_names=None, color=None,

@@ -18,6 +18,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
 from ..backend import to_numpy
+from ..checks import check_index
 from .boxes import GT, IGNORED, NEGATIVE, POSITIVE, _image, _mapped, _show_image
 
 __all__ = ["rule_name", "plot_explanation"]
@@ -42,7 +43,7 @@ def rule_name(labels, index):
     labels : AnchorLabels
         Reads ``reason`` and ``reason_before_sampling``, (A,) int8 codes.
     index : int
-        Anchor index in [-A, A).
+        Anchor index in [0, A).
 
     Returns
     -------
@@ -62,12 +63,7 @@ def _index(labels, index):
         raise TypeError(f"labels must be an AnchorLabels (label_anchors' result or "
                         f"trace['anchor_labels'].result), got "
                         f"{type(labels).__name__}")
-    n = int(labels.labels.shape[0])
-    if isinstance(index, bool) or not isinstance(index, (int, np.integer)):
-        raise TypeError(f"index must be an int, got {index!r}")
-    if not -n <= index < n:
-        raise IndexError(f"index must lie in [0, {n}), got {index}")
-    return int(index) % n
+    return check_index(index, int(labels.labels.shape[0]))
 
 
 def _iou_scale(ax, labels, i, best_k):
@@ -127,7 +123,7 @@ def plot_explanation(labels, index, image=None, ax=None, network_size=None, widt
         its ``anchors`` (A, 4) and ``gt_boxes`` (K, 4) are in network pixels,
         ``image_size`` is the network's (h', w').
     index : int
-        The anchor, in [-A, A).
+        The anchor, in [0, A).
     image : (H, W, 3) uint8, optional
         Drawn under the boxes, which are mapped from ``network_size`` to the
         image's pixels; None: the boxes are drawn in network pixels on a blank

@@ -10,8 +10,9 @@ from matplotlib.patches import Rectangle
 
 from ..anchor_explanations import Reason
 from ..backend import to_numpy
+from ..checks import check_positive_int
 from ..ops import box_iou
-from .boxes import IGNORED, NEGATIVE, POSITIVE, _boxes, _field, _positive_int
+from .boxes import IGNORED, NEGATIVE, POSITIVE, _boxes, _field
 
 __all__ = ["plot_iou_pairs", "plot_max_iou_histogram"]
 
@@ -45,7 +46,7 @@ def plot_iou_pairs(pairs, ncols=None, size=3.0):
     if len(boxes) != 2 * len(pairs):
         raise ValueError(f"pairs must be pairs (a, b) of 4 numbers, got {len(boxes)} boxes "
                          f"for {len(pairs)} pairs")
-    ncols = len(pairs) if ncols is None else _positive_int(ncols, "ncols")
+    ncols = len(pairs) if ncols is None else check_positive_int(ncols, "ncols")
     nrows = -(-len(pairs) // ncols)
     fig = Figure(figsize=(size * ncols, size * nrows), layout="constrained")
     lo, hi = boxes[:, :2].min(axis=0), boxes[:, 2:].max(axis=0)
@@ -94,7 +95,7 @@ def plot_max_iou_histogram(anchor_labels, bins=40, ax=None):
     """
     if not hasattr(anchor_labels, "explain"):
         anchor_labels = _field(anchor_labels, "result", "anchor_labels")
-    bins = _positive_int(bins, "bins")
+    bins = check_positive_int(bins, "bins")
     reason = to_numpy(anchor_labels.reason_before_sampling)
     max_iou = to_numpy(anchor_labels.max_iou).astype(np.float64)[reason != Reason.CROSSED_BORDER]
     neg, pos = anchor_labels.config.negative_iou, anchor_labels.config.positive_iou

@@ -8,8 +8,9 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from ..backend import to_numpy
+from ..checks import check_positive_int
 from ..losses import LOSS_NAMES
-from .boxes import (_boxes, _field, _image, _new_axes, _positive_int, _show_image,
+from .boxes import (_boxes, _field, _image, _new_axes, _show_image,
                     draw_boxes)
 
 
@@ -114,7 +115,7 @@ def plot_loss_curves(log, window=20):
     -------
     Figure with one axes, two when some record has ``lr``
     """
-    rows, window = _log_records(log), _positive_int(window, "window")
+    rows, window = _log_records(log), check_positive_int(window, "window")
     steps = np.array([r.get("step", r.get("iteration", i)) for i, r in enumerate(rows)], float)
     fig = Figure(figsize=(8, 4.5), layout="constrained")
     ax = fig.add_subplot()
@@ -155,7 +156,7 @@ def detection_grid(images, detections, class_names=None, targets=None, ncols=4, 
     -------
     Figure with N axes
     """
-    n, ncols = len(images), _positive_int(ncols, "ncols")
+    n, ncols = len(images), check_positive_int(ncols, "ncols")
     for name, v in (("detections", detections), ("targets", targets)):
         if v is not None and len(v) != n:
             raise ValueError(f"{name} must hold one entry per image ({n}), got {len(v)}")

@@ -23,9 +23,9 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
+from ..checks import check_image_size, check_positive_int, check_positive_number
 from ..nn.crop_pool import affine_grid, affine_theta
 from ..nn.functional import roi_pool_forward
-from .boxes import _positive_int, _size
 
 __all__ = ["roi_bin_geometry", "plot_roi_bins", "ROI_METHODS"]
 
@@ -73,11 +73,10 @@ def roi_bin_geometry(roi, feature_size, spatial_scale, output_size=7,
         "crop_pool"); ``method``.
     """
     roi = _roi(roi)
-    h, w = (_positive_int(int(v), "feature_size") for v in _size(feature_size, "feature_size"))
-    p = _positive_int(output_size, "output_size")
-    scale = float(spatial_scale)
-    if not scale > 0:
-        raise ValueError(f"spatial_scale must be > 0, got {spatial_scale!r}")
+    h, w = (check_positive_int(int(v), "feature_size")
+            for v in check_image_size(feature_size, "feature_size"))
+    p = check_positive_int(output_size, "output_size")
+    scale = check_positive_number(spatial_scale, "spatial_scale")
     if method not in ROI_METHODS:
         raise ValueError(f"method must be one of {ROI_METHODS}, got {method!r}")
     cells = roi * scale
@@ -93,7 +92,7 @@ def roi_bin_geometry(roi, feature_size, spatial_scale, output_size=7,
     edges_x = cells[0] + (cells[2] - cells[0]) * np.arange(p + 1) / p
     edges_y = cells[1] + (cells[3] - cells[1]) * np.arange(p + 1) / p
     if method == "roi_align":
-        g = _positive_int(sampling_ratio, "sampling_ratio")
+        g = check_positive_int(sampling_ratio, "sampling_ratio")
         # sample i of bin k at start + (k + (i + 0.5) / g) * bin (aligned=True)
         offsets = (np.arange(p)[:, None] + (np.arange(g)[None, :] + 0.5) / g).reshape(-1)
         xs = cells[0] + offsets * (cells[2] - cells[0]) / p
@@ -138,7 +137,7 @@ def plot_roi_bins(geometry, feature_size, ax=None, title=None, show_cells=None):
         inset by 6% of the smallest bin, so overlapping bins stay apart), the
         sample points as black dots.
     """
-    h, w = (int(v) for v in _size(feature_size, "feature_size"))
+    h, w = (int(v) for v in check_image_size(feature_size, "feature_size"))
     for key in ("roi", "x_bins", "y_bins"):
         if key not in geometry:
             raise TypeError(f"geometry must have a {key!r} entry (see roi_bin_geometry), "

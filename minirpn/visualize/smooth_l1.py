@@ -9,6 +9,7 @@ RPN, 1 in the detection head). The curves are computed by the layer itself,
 import numpy as np
 from matplotlib.figure import Figure
 
+from ..checks import check_positive_int, check_positive_number
 from ..nn.functional import smooth_l1_backward, smooth_l1_forward
 
 __all__ = ["smooth_l1_curve", "plot_smooth_l1"]
@@ -54,9 +55,8 @@ def plot_smooth_l1(sigmas=(1.0, 3.0), limit=2.0, points=401):
     -------
     Figure with two axes
     """
-    if not limit > 0:
-        raise ValueError(f"limit must be > 0, got {limit!r}")
-    d = np.linspace(-limit, limit, int(points))
+    limit = check_positive_number(limit, "limit")
+    d = np.linspace(-limit, limit, check_positive_int(points, "points"))
     fig = Figure(figsize=(10, 3.8), layout="constrained")
     loss_ax, grad_ax = fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2)
     loss_ax.plot(d, 0.5 * d * d, color="0.75", linewidth=1, label="L2: 0.5 d²")

@@ -7,10 +7,10 @@ from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 
 from ..backend import to_numpy
-from ..checks import check_array
+from ..checks import check_array, check_positive_int
 from .anchors import plot_anchor_labels
 from .boxes import (IGNORED, _field, _image, _mapped, _missing, _name, _new_axes,
-                    _positive_int, _show_image, draw_boxes)
+                    _show_image, draw_boxes)
 from .results import plot_detections
 
 
@@ -32,7 +32,7 @@ def plot_objectness(image, fg_probs, feature_shape, stride, network_size=None, a
     Figure
     """
     image = _image(image)
-    hf, wf = (_positive_int(v, "feature_shape") for v in feature_shape)
+    hf, wf = (check_positive_int(v, "feature_shape") for v in feature_shape)
     probs = to_numpy(fg_probs).reshape(-1)
     if probs.size % (hf * wf):
         raise ValueError(f"fg_probs must hold Hf * Wf * A = {hf} * {wf} * A values, "
@@ -85,7 +85,7 @@ def plot_proposals(image, proposals, top=50, network_size=None):
     -------
     Figure with two axes (before, after)
     """
-    image, top = _image(image), _positive_int(top, "top")
+    image, top = _image(image), check_positive_int(top, "top")
     fig, axes = _new_axes(None, image.shape, ncols=2, width=5.0)
     for ax, (prefix, title) in zip(axes, _NMS_PANELS):
         _proposal_panel(ax, image, _field(proposals, prefix + "boxes", "proposals"),
@@ -154,7 +154,7 @@ def plot_feature_maps(features, n=16, ncols=4):
         if x.shape[0] != 1:
             raise ValueError(f"features must be (1, C, Hf, Wf) or (C, Hf, Wf), got {x.shape}")
         x = x[0]
-    n, ncols = _positive_int(n, "n"), _positive_int(ncols, "ncols")
+    n, ncols = check_positive_int(n, "n"), check_positive_int(ncols, "ncols")
     order = np.argsort(-x.mean(axis=(1, 2)), kind="stable")[:n]
     nrows = -(-len(order) // ncols)
     fig = Figure(figsize=(2.2 * ncols, 2.2 * nrows * x.shape[1] / x.shape[2] + 0.6),

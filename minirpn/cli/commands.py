@@ -1,4 +1,6 @@
-"""What the ``train``, ``evaluate`` and ``detect`` sub-commands do.
+"""What the ``train``, ``evaluate`` and ``check-data`` sub-commands do, and
+the loading every command shares (``--data``, ``--config``, checkpoints);
+``detect_command`` (:mod:`minirpn.cli.detect_command`) is importable here too.
 
 Kept apart from :mod:`minirpn.cli` (argument parsing) so each can be called
 from Python with an ``argparse.Namespace`` or a ``SimpleNamespace``.
@@ -7,8 +9,8 @@ import json
 import os
 import sys
 
-from .config import Config
-from .detect_files import detect_command  # noqa: F401  (re-exported: one place per command)
+from ..config import Config
+from .detect_command import detect_command  # noqa: F401  (re-exported: one place per command)
 
 __all__ = ["load_data", "parse_classes", "data_options", "open_data",
            "load_config", "load_model", "check_run_folder", "check_some_steps_ran",
@@ -27,7 +29,7 @@ def load_data(spec, images_dir=None, num_images=100, seed=0,
     the 20 VOC classes, ``"found"`` for the names in the annotations) is for
     VOC data only.
     """
-    from . import data
+    from .. import data
     kind, _, rest = spec.partition(":")
     lenient = dict(skip_invalid=skip_invalid, clip=clip,
                    collect_problems=collect_problems)
@@ -46,7 +48,8 @@ def load_data(spec, images_dir=None, num_images=100, seed=0,
             None if classes == "found" else classes
         return data.VocDataset(root, split=split or "trainval",
                                class_names=names, **lenient)
-    raise ValueError(f"unknown data spec {spec!r}: use {', '.join(('coco:PATH.json', 'voc:DIR[:SPLIT]', 'shapes', 'digits'))}")
+    raise ValueError(f"unknown data spec {spec!r}: use coco:PATH.json, voc:DIR[:SPLIT], "
+                     "shapes, digits")
 
 
 def parse_classes(value):
@@ -107,7 +110,7 @@ def check_run_folder(out, resume=None, overwrite=False):
     unless ``--overwrite`` (or ``--resume``; None: the command has no such
     flag) was given, as Hugging Face's scripts refuse a non-empty output_dir
     without ``--overwrite_output_dir``."""
-    from .train import existing_run_files
+    from ..train import existing_run_files
     earlier = existing_run_files(out)
     if earlier and not (resume or overwrite):
         how = "add --resume to continue it, --overwrite" if resume is not None \
@@ -119,8 +122,8 @@ def check_run_folder(out, resume=None, overwrite=False):
 
 def train_command(args):
     """``minirpn train``: train, checkpoint, evaluate on ``--val``."""
-    from .faster_rcnn import FasterRCNN
-    from .train import TrainConfig, TrainingInterrupted, train
+    from ..faster_rcnn import FasterRCNN
+    from ..train import TrainConfig, TrainingInterrupted, train
     check_run_folder(args.out, args.resume, args.overwrite)
     dataset = open_data(args.data, args, args.num_images, args.seed)
     # --val uses the training classes (a validation split may lack one)
@@ -173,9 +176,9 @@ def check_some_steps_ran(result):
 def load_model(path):
     """``FasterRCNN.load(path)``, with a warning on stderr when the file is
     a run's model.npz saved before its first step (an untrained model)."""
-    from .checkpoint import load_checkpoint
-    from .faster_rcnn import FasterRCNN
-    from .train.state import TRAIN_STEP
+    from ..checkpoint import load_checkpoint
+    from ..faster_rcnn import FasterRCNN
+    from ..train.state import TRAIN_STEP
     config, params, extra = load_checkpoint(path, with_extra=True)
     if TRAIN_STEP in extra and int(extra[TRAIN_STEP]) == 0:
         print(f"minirpn: warning: {path} holds an untrained model (saved at step 0 "
@@ -196,7 +199,7 @@ def _check_compatible(checkpoint, config, dataset):
 
 def evaluate_command(args):
     """``minirpn evaluate``: per-class AP table, or JSON."""
-    from .train import evaluate
+    from ..train import evaluate
     model = load_model(args.checkpoint)
     # VOC data is read with the checkpoint's classes unless --classes says
     overrides = {} if getattr(args, "classes", None) or \
@@ -220,7 +223,7 @@ def check_data_command(args):
     """``minirpn check-data``: every problem of a COCO or VOC dataset in one
     pass (annotations, then a full decode of every image file); exit 1 if
     there is any."""
-    from .data.validation import verify_image_files
+    from ..data.validation import verify_image_files
     if not args.data.startswith(("coco:", "voc:")):
         raise ValueError(f"check-data reads files: use coco:PATH.json or "
                          f"voc:DIR[:SPLIT], not {args.data!r}")

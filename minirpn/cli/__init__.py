@@ -1,25 +1,35 @@
-"""The ``minirpn`` command line.
+"""The ``minirpn`` command line: the top floor, which nothing else imports.
 
-Sub-commands: ``demo`` (the main job), ``train``, ``evaluate``, ``detect``,
-``make-dataset``, ``check-data``, ``gradcheck``, ``inspect-anchors`` and
-``trace``. ``demo``, ``train``,
-``evaluate`` and ``detect`` take ``--backend numpy|cupy`` (beside
-``MINIRPN_BACKEND``). Exit codes: 0 success, 2 usage errors
+This module parses the arguments (:func:`build_parser`) and runs a
+sub-command (:func:`main`, the ``minirpn`` script and ``python -m
+minirpn``); what each sub-command does lives beside it:
+
+* :mod:`~minirpn.cli.demo`: ``demo`` (the main job);
+* :mod:`~minirpn.cli.commands`: ``train``, ``evaluate``, ``check-data`` and
+  what every command shares (``--data``, ``--config``, checkpoints);
+* :mod:`~minirpn.cli.detect_command`: ``detect``;
+* :mod:`~minirpn.cli.anchor_commands`: ``inspect-anchors`` and ``trace``;
+* ``make-dataset`` and ``gradcheck`` call :mod:`minirpn.data` and
+  :mod:`minirpn.nn.selfcheck` directly.
+
+``demo``, ``train``, ``evaluate`` and ``detect`` take ``--backend
+numpy|cupy`` (beside ``MINIRPN_BACKEND``). Exit codes: 0 success, 2 usage errors
 (argparse's own, including a 0 or negative count), 130 Ctrl-C (128 +
 SIGINT, as shells report it), 1 any other error, printed as one line (the
 traceback only with ``--debug``).
 """
 import argparse
-import math
 import sys
 
-from . import __version__
+from .. import __version__
+from ..checks import (check_non_negative_int, check_non_negative_number, check_positive_int,
+                     check_positive_number)
 
 __all__ = ["main", "build_parser"]
 
 
 def _cmd_gradcheck(args):
-    from .nn.selfcheck import run_selfcheck
+    from ..nn.selfcheck import run_selfcheck
     report = run_selfcheck(seed=args.seed)
     print(report.table())
     return 0 if report.passed else 1
@@ -28,7 +38,7 @@ def _cmd_gradcheck(args):
 def _cmd_demo(args):
     from .commands import check_run_folder
     from .demo import run_demo
-    from .train import TrainingInterrupted
+    from ..train import TrainingInterrupted
     check_run_folder(args.out, overwrite=args.overwrite)
     try:
         run_demo(out_dir=args.out, minutes=args.minutes, seed=args.seed,
@@ -60,7 +70,7 @@ def _cmd_check_data(args):
 
 
 def _cmd_make_dataset(args):
-    from .data import make_dataset
+    from ..data import make_dataset
     path = make_dataset(args.name, args.out, args.num_images, seed=args.seed,
                         progress=not args.quiet)
     print(f"wrote {args.num_images} images and {path}")
@@ -68,23 +78,29 @@ def _cmd_make_dataset(args):
 
 
 # Counts and budgets: 0 is a usage error (exit 2), never "not given", so
-# "--iterations 0" cannot silently mean the default.
-def _number(kind, low, inclusive):
-    def parse(text):
+# "--iterations 0" cannot silently mean the default. Each argparse type runs
+# the library's own check, so both say the same thing.
+def _argument(parse, check):
+    """An argparse ``type``: ``parse`` the text, then ``check`` the value with
+    the :mod:`minirpn.checks` function; its message loses the argument name,
+    which argparse puts first ("argument --iterations: must be ...")."""
+    def argument(text):
         try:
-            value = kind(text)
+            value = parse(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"expected {kind.__name__}, got {text!r}")
-        if not math.isfinite(value) or value < low or (value == low and not inclusive):
-            raise argparse.ArgumentTypeError(
-                f"must be {'>=' if inclusive else '>'} {low}, got {text}")
-        return value
-    parse.__name__ = kind.__name__   # argparse names the type in its messages
-    return parse
+            value = text          # the check's TypeError says what was expected
+        try:
+            return check(value, "")
+        except (TypeError, ValueError) as exc:
+            raise argparse.ArgumentTypeError(str(exc).strip()) from None
+    argument.__name__ = parse.__name__   # argparse names the type in its messages
+    return argument
 
 
-_POSITIVE_INT, _POSITIVE_FLOAT = _number(int, 0, False), _number(float, 0, False)
-_COUNT, _NON_NEGATIVE_FLOAT = _number(int, 0, True), _number(float, 0, True)
+_POSITIVE_INT = _argument(int, check_positive_int)
+_POSITIVE_FLOAT = _argument(float, check_positive_number)
+_COUNT = _argument(int, check_non_negative_int)
+_NON_NEGATIVE_FLOAT = _argument(float, check_non_negative_number)
 
 
 def _add_backend(p):
@@ -121,7 +137,7 @@ def _add_demo(sub):
     p.add_argument("--out", default="minirpn_demo", help="output folder (default %(default)s)")
     p.add_argument("--overwrite", action="store_true",
                    help="replace an earlier demo run in --out")
-    p.add_argument("--seed", type=int, default=0, help="seed of data and training")
+    p.add_argument("--seed", type=_COUNT, default=0, help="seed of data and training")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     _add_backend(p)
     p.set_defaults(func=_cmd_demo)
@@ -168,7 +184,7 @@ def _add_evaluate(sub):
     p.add_argument("--iou", type=float, default=0.5, help="IoU threshold (default 0.5)")
     p.add_argument("--num-images", type=_POSITIVE_INT, default=100,
                    help="images generated for shapes/digits data")
-    p.add_argument("--seed", type=int, default=1, help="seed of generated data")
+    p.add_argument("--seed", type=_COUNT, default=1, help="seed of generated data")
     p.add_argument("--json", action="store_true", help="print JSON with map and per_class")
     _add_data_options(p)
     _add_backend(p)
@@ -194,7 +210,7 @@ def _add_make_dataset(sub):
     p.add_argument("name", choices=("shapes", "digits"))
     p.add_argument("--out", required=True)
     p.add_argument("--num-images", type=_POSITIVE_INT, default=200)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=_COUNT, default=0)
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=_cmd_make_dataset)
 
@@ -212,7 +228,7 @@ def _add_check_data(sub):
 def _add_gradcheck(sub):
     p = sub.add_parser("gradcheck", help="check every layer's backward pass "
                        "against finite differences and print the report")
-    p.add_argument("--seed", type=int, default=0, help="seed of the test inputs")
+    p.add_argument("--seed", type=_COUNT, default=0, help="seed of the test inputs")
     p.set_defaults(func=_cmd_gradcheck)
 
 
@@ -235,12 +251,12 @@ def _add_inspect_anchors(sub):
                    "worst_covered.png (the gallery reads the images)")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.add_argument("--images", help="image folder for coco: data (default: beside the JSON)")
-    p.add_argument("--num-images", type=int, default=200,
+    p.add_argument("--num-images", type=_POSITIVE_INT, default=200,
                    help="images generated for shapes/digits data (default %(default)s)")
-    p.add_argument("--seed", type=int, default=0, help="seed of generated data")
-    p.add_argument("--suggestions", type=int, default=3,
+    p.add_argument("--seed", type=_COUNT, default=0, help="seed of generated data")
+    p.add_argument("--suggestions", type=_COUNT, default=3,
                    help="alternative anchor settings to list (default %(default)s, 0: none)")
-    p.add_argument("--gallery", type=int, default=12,
+    p.add_argument("--gallery", type=_COUNT, default=12,
                    help="worst-covered boxes drawn in --out (default %(default)s)")
     p.set_defaults(func=_cmd_inspect_anchors)
 
@@ -254,16 +270,16 @@ def _add_trace(sub):
     p.add_argument("--config", help="toy, paper or a JSON file: trace an untrained model "
                    "(labels do not depend on the weights)")
     p.add_argument("--data", help=DATA_HELP)
-    p.add_argument("--index", type=int, default=0, help="image of --data (default 0)")
+    p.add_argument("--index", type=_COUNT, default=0, help="image of --data (default 0)")
     p.add_argument("--images", help="image folder for coco: data")
     p.add_argument("--gt", action="append", default=[], metavar="X1,Y1,X2,Y2[,LABEL]",
                    help="a GT box of IMAGE (repeat for more)")
-    p.add_argument("--anchor", type=int, action="append", default=[], metavar="N",
+    p.add_argument("--anchor", type=_COUNT, action="append", default=[], metavar="N",
                    help="write anchor_N.png explaining anchor N's label (repeat for more)")
     p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--samples", type=int, default=10,
+    p.add_argument("--samples", type=_COUNT, default=10,
                    help="negative and ignored anchors of each kind in the table")
-    p.add_argument("--seed", type=int, default=0, help="seed of sampling and generated data")
+    p.add_argument("--seed", type=_COUNT, default=0, help="seed of sampling and generated data")
     p.set_defaults(func=_cmd_trace)
 
 
@@ -290,7 +306,7 @@ def main(argv=None):
         return 0
     try:
         if getattr(args, "backend", None):
-            from .backend import set_backend
+            from ..backend import set_backend
             set_backend(args.backend)
         return args.func(args)
     except KeyboardInterrupt as exc:

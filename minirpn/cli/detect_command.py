@@ -94,7 +94,7 @@ def _check_out_folder(out, images, outputs, overwrite):
 
 def _save_png(fig, path):
     """save_figure to a temporary name, then rename: never a torn PNG."""
-    from .visualize import save_figure
+    from ..visualize import save_figure
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".png", dir=os.path.dirname(path))
     os.close(fd)
     try:
@@ -120,9 +120,9 @@ def detect_command(args):
     ``detections.json`` at the end; returns the exit code (1 if any input
     could not be read)."""
     from .commands import load_model
-    from .data import read_image
-    from .train.log import write_json
-    from .visualize import plot_detections
+    from ..data import read_image
+    from ..train.log import write_json
+    from ..visualize import plot_detections
     outputs = output_names(args.images)
     _check_out_folder(args.out, args.images, outputs, getattr(args, "overwrite", False))
     model = load_model(args.checkpoint)

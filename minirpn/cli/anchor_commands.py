@@ -17,7 +17,7 @@ __all__ = ["inspect_anchors_command", "trace_command", "parse_gt"]
 
 def _annotation_data(spec, images_dir, num_images, seed):
     """The dataset of ``--data``; COCO and VOC files without checking for pixels."""
-    from . import data
+    from .. import data
     kind, _, rest = spec.partition(":")
     if kind == "coco" and rest:
         return data.CocoDataset(rest, images_dir=images_dir, check_files=False)
@@ -29,7 +29,7 @@ def _annotation_data(spec, images_dir, num_images, seed):
 
 def inspect_anchors_command(args):
     """``minirpn inspect-anchors``: the coverage report, its pictures, ``--json``."""
-    from .inspect import inspect_anchors, report_table, write_coverage
+    from ..inspect import inspect_anchors, report_table, write_coverage
     dataset = _annotation_data(args.data, args.images, args.num_images, args.seed)
     config = load_config(args.config, dataset)
     report, coverage = inspect_anchors(dataset, config, suggestions=args.suggestions)
@@ -83,9 +83,9 @@ def _trace_inputs(args):
 
 def trace_command(args):
     """``minirpn trace``: overview PNG, label table, one figure per ``--anchor``."""
-    from .data import drop_difficult, read_image
-    from .faster_rcnn import FasterRCNN
-    from .inspect import write_trace
+    from ..data import drop_difficult, read_image
+    from ..faster_rcnn import FasterRCNN
+    from ..inspect import write_trace
     checkpoint, image_path = _trace_inputs(args)
     if image_path is not None:
         target = parse_gt(args.gt)              # bad --gt is reported before any file is read

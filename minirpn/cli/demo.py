@@ -11,9 +11,9 @@
 """
 import os
 
-from .config import Config
-from .data import ShapesDataset
-from .faster_rcnn import FasterRCNN
+from ..config import Config
+from ..data import ShapesDataset
+from ..faster_rcnn import FasterRCNN
 
 __all__ = ["run_demo", "DEMO_TRAIN_IMAGES", "DEMO_VAL_IMAGES", "demo_train_config"]
 
@@ -23,7 +23,7 @@ DEMO_VAL_IMAGES = 100
 
 def demo_train_config(seed=0, minutes=None):
     """The demo's training schedule (tuned for about 7 minutes on 2 cores)."""
-    from .train import TrainConfig
+    from ..train import TrainConfig
     options = dict(iterations=1400, batch_size=2, lr=0.02, warmup_iterations=100,
                    lr_steps=(0.75,), seed=seed, flip=True,
                    eval_every=0, checkpoint_every=500)
@@ -45,8 +45,8 @@ def run_demo(out_dir="minirpn_demo", minutes=None, seed=0, progress=True, overwr
         ``method``, ``seconds``, ``iterations``).
     """
     from .commands import check_some_steps_ran
-    from .train import train
-    from .visualize import detection_grid, plot_loss_curves, save_figure
+    from ..train import train
+    from ..visualize import detection_grid, plot_loss_curves, save_figure
     os.makedirs(out_dir, exist_ok=True)
     train_set = ShapesDataset(DEMO_TRAIN_IMAGES, seed=seed)
     val_set = ShapesDataset(DEMO_VAL_IMAGES, seed=seed + 1)
