@@ -30,7 +30,7 @@ from .checkpoint import load_checkpoint, save_checkpoint
 from .checks import check_finite_outputs, deferred_device_checks
 from .config import Config
 from .detections import postprocess_detections
-from .losses import head_losses, head_losses_backward, rpn_losses, rpn_losses_backward
+from .detection_losses import head_losses, head_losses_backward, rpn_losses, rpn_losses_backward
 from .nn import Module
 from .ops import check_boxes
 from .preprocess import check_images, check_targets, preprocess

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .detections import class_boxes, class_probabilities
-from .losses import LOSS_NAMES
+from .detection_losses import LOSS_NAMES
 from .preprocess import check_images, check_targets
 from .roi_head import batch_rois
 

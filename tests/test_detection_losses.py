@@ -1,6 +1,6 @@
 import numpy as np
 
-from minirpn.losses import head_losses, head_losses_backward, rpn_losses, rpn_losses_backward
+from minirpn.detection_losses import head_losses, head_losses_backward, rpn_losses, rpn_losses_backward
 from minirpn.nn.gradcheck import gradcheck
 
 

@@ -7,7 +7,7 @@ import pytest
 
 from minirpn import FasterRCNN
 from minirpn.data import make_target
-from minirpn.losses import LOSS_NAMES
+from minirpn.detection_losses import LOSS_NAMES
 from minirpn.train import (TrainConfig, TrainingDiverged, learning_rate, read_log,
                            train)
 from minirpn.train.state import load_run, save_run

@@ -19,7 +19,7 @@ import os
 
 from tqdm.auto import tqdm
 
-from ..losses import LOSS_NAMES
+from ..detection_losses import LOSS_NAMES
 
 __all__ = ["JsonlLog", "Progress", "read_log", "write_json"]
 

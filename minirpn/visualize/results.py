@@ -9,7 +9,7 @@ from matplotlib.figure import Figure
 
 from ..backend import to_numpy
 from ..checks import check_positive_int
-from ..losses import LOSS_NAMES
+from ..detection_losses import LOSS_NAMES
 from .boxes import (_boxes, _field, _image, _new_axes, _show_image,
                     draw_boxes)
 
