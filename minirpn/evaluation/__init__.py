@@ -19,13 +19,15 @@ AP. Every deliberate difference from the VOC devkit, py-faster-rcnn's
 
 Modules: :mod:`.inputs` (validation), :mod:`.matching` (TP/FP/ignored per
 image), :mod:`.curves` (PR curve and the three AP rules), :mod:`.results`
-(result records), :mod:`.mean_ap` (the pipeline).
+(result records), :mod:`.mean_ap` (the pipeline), :mod:`.detector`
+(:func:`evaluate`: a model's detections on a dataset, scored).
 """
 from .mean_ap import COCO_IOU_THRESHOLDS, COCO_MAX_DETECTIONS, \
     METHODS, average_precision, coco_map
 from .curves import ap_area, ap_coco101, ap_voc07, pr_curve
 from .results import APResult, COCOResult
+from .detector import evaluate
 
-__all__ = ["average_precision", "coco_map", "APResult", "COCOResult",
+__all__ = ["evaluate", "average_precision", "coco_map", "APResult", "COCOResult",
            "METHODS", "COCO_MAX_DETECTIONS", "COCO_IOU_THRESHOLDS",
            "pr_curve", "ap_voc07", "ap_area", "ap_coco101"]

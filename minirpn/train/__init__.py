@@ -6,12 +6,13 @@ JSON-lines log of every step, periodic evaluation and checkpoints, and an
 exact resume. Modules: :mod:`.config` (TrainConfig, TrainResult),
 :mod:`.schedule` (learning rate), :mod:`.batches` (data order),
 :mod:`.stages` and :mod:`.alternating` (what each stage trains),
-:mod:`.state` (checkpoint files), :mod:`.log`, :mod:`.evaluate`,
-:mod:`.interrupts` (Ctrl-C between updates), :mod:`.trainer` (the loop).
+:mod:`.state` (checkpoint files), :mod:`.log`, :mod:`.interrupts` (Ctrl-C
+between updates), :mod:`.trainer` (the loop). The periodic evaluation is
+:func:`minirpn.evaluation.evaluate`, re-exported here.
 """
+from ..evaluation import evaluate
 from .config import (SCHEMES, TrainConfig, TrainingDiverged, TrainingInterrupted,
                      TrainResult)
-from .evaluate import evaluate
 from .log import read_log
 from .schedule import learning_rate, milestones
 from .state import MODEL_FILE, STATE_FILE

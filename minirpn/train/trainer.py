@@ -12,7 +12,7 @@ from ..nn import SGD
 from .alternating import alternating_stages
 from .batches import BatchStream
 from .config import TrainConfig, TrainingDiverged, TrainingInterrupted, TrainResult
-from .evaluate import evaluate, label_names, metrics_dict
+from ..evaluation.detector import evaluate, label_names, metrics_dict
 from .interrupts import CriticalSections
 from .log import JsonlLog, Progress, write_json
 from .schedule import learning_rate

@@ -1,7 +1,7 @@
 """Evaluate a detector on a dataset: mean average precision."""
 import numpy as np
 
-from ..evaluation import average_precision
+from .mean_ap import average_precision
 
 __all__ = ["evaluate", "metrics_dict", "label_names"]
 
