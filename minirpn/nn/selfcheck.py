@@ -144,7 +144,7 @@ def _cross_entropy(rng):
     labels = np.array([0, 3, -1, 2, 1, -1])
     fwd = lambda logits: F.softmax_cross_entropy_forward(logits, labels)
     return ({"logits": 3 * rng.standard_normal((6, 4))}, fwd,
-            lambda dy, cache: {"logits": F.softmax_cross_entropy_backward(cache, dy)})
+            lambda dy, cache: {"logits": F.softmax_cross_entropy_backward(dy, cache)})
 
 
 def _smooth_l1(rng):
@@ -159,7 +159,7 @@ def _smooth_l1(rng):
     fwd = lambda pred: F.smooth_l1_forward(pred, target, weights, sigma=sigma,
                                            normalizer=3.0)
     return ({"pred": pred}, fwd,
-            lambda dy, cache: {"pred": F.smooth_l1_backward(cache, dy)})
+            lambda dy, cache: {"pred": F.smooth_l1_backward(dy, cache)})
 
 
 def _roi_pool(rng):
