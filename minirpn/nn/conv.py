@@ -249,16 +249,17 @@ def conv2d_forward(x, w, b, stride=1, padding=0):
     N, C, H, W = x.shape
     F, _, KH, KW = w.shape
     path = _choose_path(x, w, stride, padding, (OH, OW))
-    cache = ConvCache(path, w, x.shape, stride, padding, (OH, OW))
+    geometry = dict(w=w, x_shape=x.shape, stride=stride, padding=padding, out_size=(OH, OW))
     if path == "1x1":
         y = xp.matmul(w.reshape(F, C), x.reshape(N, C, H * W))
         y += b[:, None]
-        return y.reshape(N, F, H, W), cache._replace(x=x)
+        return y.reshape(N, F, H, W), ConvCache(path, x=x, **geometry)
     if path == "bands":
-        return conv2d_forward_bands(x, w, b, stride, padding, (OH, OW)), cache._replace(x=x)
+        y = conv2d_forward_bands(x, w, b, stride, padding, (OH, OW))
+        return y, ConvCache(path, x=x, **geometry)
     cols = _im2col(x, (KH, KW), stride, padding, (OH, OW))
     y2 = xp.concatenate([w.reshape(F, -1), b[:, None]], axis=1) @ cols
-    return _to_nchw(y2, N, F, OH, OW), cache._replace(cols=cols)
+    return _to_nchw(y2, N, F, OH, OW), ConvCache(path, cols=cols, **geometry)
 
 
 def conv2d_backward(dy, cache, need_dx=True):

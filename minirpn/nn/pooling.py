@@ -17,7 +17,7 @@ forward keeps a running maximum, then scans the offsets for the first one
 equal to it. For non-overlapping windows (KH == SH, KW == SW) these views
 are exactly what ``x.reshape(N, C, OH, KH, OW, KW)`` exposes, so that case
 needs no code of its own; gathering the windows into a contiguous
-(..., KH*KW) copy for ``argmax`` was 1.7x slower on (1, 64, 300, 400).
+(..., KH*KW) copy for ``argmax`` was slower (benchmarks/README.md).
 That is the path of CuPy arrays (and the readable statement of the layer).
 
 NumPy arrays take two numba kernels instead, :func:`_pool_forward_kernel`

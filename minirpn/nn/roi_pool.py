@@ -117,7 +117,8 @@ def _pool_backward_kernel(dy, argmax, batch, dx):
 
 @njit(error_model="numpy")
 def _scatter_channel(dy, argmax, batch, dx, c):
-    # a separate function: inlined in the prange body this loop ran 2x slower
+    # a separate function: inlined in the prange body this loop ran slower
+    # (benchmarks/README.md)
     n_rois, _, pooled_h, pooled_w = dy.shape
     for r in range(n_rois):
         plane = dx[batch[r], c]

@@ -233,8 +233,8 @@ def run_selfcheck(seed=0):
     """
     report = SelfcheckReport()
     # The inputs are tiny, so a parallel numba kernel (RoI pool) spends its
-    # time waking threads, and far more on a busy machine (ms per call
-    # against 0.1 ms): the hundreds of finite-difference calls run on one.
+    # time waking threads, far more on a busy machine: the hundreds of
+    # finite-difference calls run on one thread (benchmarks/README.md).
     threads = numba.get_num_threads()
     numba.set_num_threads(1)
     try:
