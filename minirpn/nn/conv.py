@@ -209,6 +209,9 @@ def _choose_path(x, w, stride, padding, out_size):
 def conv2d_forward(x, w, b, stride=1, padding=0):
     """2-D convolution forward: ``y = w * x + b`` (cross-correlation).
 
+    The results of :func:`minirpn.nn.reference.conv2d_forward_reference`
+    (up to rounding), by the fastest of three paths (:func:`_choose_path`).
+
     Shapes: N batch, C input channels, H x W input, F filters, KH x KW
     kernel, OH = (H + 2*pad_h - KH) // stride_h + 1, OW likewise.
 

@@ -235,7 +235,8 @@ def _check_gpu_rows(rois, n, pooled, scale, sampling_ratio, aligned, flag):
 
 def roi_align_forward(features, rois, output_size=(7, 7), spatial_scale=1 / 16,
                       sampling_ratio=2, aligned=True):
-    """RoI Align, identical to ``torchvision.ops.roi_align``.
+    """RoI Align, identical to ``torchvision.ops.roi_align`` and (up to
+    rounding) to :func:`minirpn.nn.reference.roi_align_forward_reference`.
 
     Shapes: N images, C channels, H x W feature map, R RoIs, PH x PW output.
 

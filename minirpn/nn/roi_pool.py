@@ -130,7 +130,8 @@ def _scatter_channel(dy, argmax, batch, dx, c):
 
 
 def roi_pool_forward(features, rois, output_size=(7, 7), spatial_scale=1 / 16):
-    """RoI max pooling, identical to ``torchvision.ops.roi_pool``.
+    """RoI max pooling, identical to ``torchvision.ops.roi_pool`` and to
+    :func:`minirpn.nn.reference.roi_pool_forward_reference`.
 
     Shapes: N images, C channels, H x W feature map, R RoIs, PH x PW output.
 

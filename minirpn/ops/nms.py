@@ -165,7 +165,8 @@ def nms(boxes, scores, iou_threshold):
     -------
     ndarray, (K,) int64
         Indices into ``boxes`` of the kept boxes, highest score first (equal
-        scores: lower index first).
+        scores: lower index first): those of
+        :func:`minirpn.ops.reference.nms_reference`.
     """
     check_boxes(boxes, "boxes")
     _check_scores(scores, boxes.shape[0])
