@@ -110,5 +110,5 @@ def _losses_backward(cache, dcls, dbox):
     """Both stages' loss pairs are softmax cross-entropy + smooth L1: the
     gradients w.r.t. (scores, deltas), scaled by dcls and dbox."""
     cls_cache, box_cache = cache
-    return (F.softmax_cross_entropy_backward(cls_cache, dcls),
-            F.smooth_l1_backward(box_cache, dbox))
+    return (F.softmax_cross_entropy_backward(dcls, cls_cache),
+            F.smooth_l1_backward(dbox, box_cache))

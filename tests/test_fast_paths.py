@@ -1,12 +1,14 @@
-"""The NumPy fast paths agree with the plain references: conv2d's banded path
-(``conv_bands``) and whole-matrix im2col path (the one CuPy arrays take, run
-here on NumPy arrays) with ``conv_naive``; the max-pool and ReLU numba
-kernels with the ``xp`` code that CuPy arrays run."""
+"""The fast paths give the results of the plain references: conv2d's three
+paths ("1x1", "im2col" — the one CuPy arrays take, run here on NumPy arrays —
+and "bands") against ``minirpn.nn.reference``; the max-pool and ReLU numba
+kernels against the ``xp`` code that CuPy arrays run. (box_iou and nms:
+tests/test_ops_boxes.py and tests/test_ops_nms.py; RoI Pool and RoI Align:
+tests/test_roi_pool.py and tests/test_roi_align.py.)"""
 import numpy as np
 import pytest
 
 from minirpn.nn import conv, conv_bands
-from minirpn.nn.conv_naive import conv2d_backward_naive, conv2d_forward_naive
+from minirpn.nn.reference import conv2d_backward_reference, conv2d_forward_reference
 
 CASES = [  # x shape, w shape, stride, padding
     ((2, 3, 11, 9), (4, 3, 3, 3), (1, 1), (1, 1)),    # C < F: dx by col2im
@@ -16,43 +18,38 @@ CASES = [  # x shape, w shape, stride, padding
     ((2, 5, 11, 9), (4, 5, 3, 3), (2, 2), (1, 1)),
     ((1, 4, 9, 10), (6, 4, 5, 2), (2, 3), (2, 1)),
     ((1, 3, 4, 4), (2, 3, 4, 4), (1, 1), (0, 0)),     # kernel = whole input
+    ((2, 6, 5, 7), (3, 6, 1, 1), (1, 1), (0, 0)),     # the "1x1" path
+    ((1, 6, 5, 7), (9, 6, 1, 1), (2, 1), (0, 1)),     # 1x1 but strided: unrolled
 ]
+TOL = {np.float32: dict(rtol=1e-5, atol=1e-4), np.float64: dict(rtol=1e-11, atol=1e-11)}
+#: WHOLE_IM2COL_BYTES that sends every NumPy conv (but 1x1) down one path
+PATH_LIMITS = {"im2col": 1 << 62, "bands": 0}
 
 
-def run_bands(x, w, b, stride, padding, dy):
-    stride, padding, out_size = conv._check_inputs(x, w, b, stride, padding)
-    y = conv_bands.conv2d_forward_bands(x, w, b, stride, padding, out_size)
-    return (y,) + conv_bands.conv2d_backward_bands(dy, x, w, stride, padding)
+def conv_forward_backward(x, w, b, stride, padding, dy):
+    y, cache = conv.conv2d_forward(x, w, b, stride, padding)
+    return cache.path, (y,) + conv.conv2d_backward(dy, cache)
 
 
-def run_im2col(x, w, b, stride, padding, dy):
-    stride, padding, out_size = conv._check_inputs(x, w, b, stride, padding)
-    kernel = w.shape[2:]
-    cols = conv._im2col(x, kernel, stride, padding, out_size)
-    F = w.shape[0]
-    y = (np.concatenate([w.reshape(F, -1), b[:, None]], 1) @ cols).reshape(
-        F, x.shape[0], *out_size).transpose(1, 0, 2, 3)
-    dwb = cols @ conv._from_nchw(dy).T
-    dcols = w.reshape(F, -1).T @ conv._from_nchw(dy)
-    dx = conv._col2im(dcols, x.shape, kernel, stride, padding, out_size)
-    return y, dx, dwb[:-1].T.reshape(w.shape), dwb[-1]
-
-
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("band_bytes", [1, 1 << 20])  # one row a band; one band
 @pytest.mark.parametrize("xs, ws, stride, padding", CASES)
-def test_fast_paths_match_reference(xs, ws, stride, padding, band_bytes, rng,
+def test_fast_paths_match_reference(xs, ws, stride, padding, band_bytes, dtype, rng,
                                     monkeypatch):
     monkeypatch.setattr(conv_bands, "_BAND_BYTES", band_bytes)
-    x, w = rng.standard_normal(xs), rng.standard_normal(ws)
-    b = rng.standard_normal(ws[0])
-    y, cache = conv2d_forward_naive(x, w, b, stride, padding)
-    dy = rng.standard_normal(y.shape)
-    expected = (y,) + conv2d_backward_naive(dy, cache)
-    for run in (run_bands, run_im2col):
-        got = run(x, w, b, stride, padding, dy)
+    x, w = rng.standard_normal(xs).astype(dtype), rng.standard_normal(ws).astype(dtype)
+    b = rng.standard_normal(ws[0]).astype(dtype)
+    y, cache = conv2d_forward_reference(x, w, b, stride, padding)
+    dy = rng.standard_normal(y.shape).astype(dtype)
+    expected = (y,) + conv2d_backward_reference(dy, cache)
+    one_by_one = ws[2:] == (1, 1) and stride == (1, 1) and padding == (0, 0)
+    for path, limit in PATH_LIMITS.items():
+        monkeypatch.setattr(conv, "WHOLE_IM2COL_BYTES", limit)
+        taken, got = conv_forward_backward(x, w, b, stride, padding, dy)
+        assert taken == ("1x1" if one_by_one else path)
         for name, e, g in zip(("y", "dx", "dw", "db"), expected, got):
-            np.testing.assert_allclose(g, e, rtol=1e-11, atol=1e-11,
-                                       err_msg=f"{run.__name__}: {name}")
+            assert g.dtype == dtype and g.shape == e.shape, (taken, name)
+            np.testing.assert_allclose(g, e, **TOL[dtype], err_msg=f"{taken}: {name}")
 
 
 def test_numpy_path_caches_x_not_im2col_past_the_limit(rng, monkeypatch):
@@ -62,10 +59,11 @@ def test_numpy_path_caches_x_not_im2col_past_the_limit(rng, monkeypatch):
     im2col_bytes = (4 * 9 + 1) * 16 * 16 * 4
     monkeypatch.setattr(conv, "WHOLE_IM2COL_BYTES", im2col_bytes)
     _, cache = conv.conv2d_forward(x, w, b, 1, 1)
-    assert cache[0] == "im2col" and cache[1].shape == (37, 256)  # small: whole
+    assert cache.path == "im2col" and cache.cols.shape == (37, 256)  # small: whole
+    assert cache.x is None
     monkeypatch.setattr(conv, "WHOLE_IM2COL_BYTES", im2col_bytes - 1)
     _, cache = conv.conv2d_forward(x, w, b, 1, 1)
-    assert cache[0] == "bands" and cache[1] is x                 # large: x only
+    assert cache.path == "bands" and cache.x is x and cache.cols is None  # large: x only
 
 
 # ---------------------------------------------------------------- max-pool

@@ -25,7 +25,7 @@ def test_hand_worked_row_and_its_gradient():
     assert float(loss) == pytest.approx(math.log(1 + math.exp(-1) + math.exp(-2)))
     z = math.exp(1) + math.exp(2) + math.exp(3)
     expected = np.array([[math.exp(1) / z, math.exp(2) / z, math.exp(3) / z - 1]])
-    np.testing.assert_allclose(softmax_cross_entropy_backward(cache), expected)
+    np.testing.assert_allclose(softmax_cross_entropy_backward(1.0, cache), expected)
 
 
 def test_mean_is_over_rows_not_ignored():
@@ -34,7 +34,7 @@ def test_mean_is_over_rows_not_ignored():
     logits = np.array([[0.0] * 4, [9.0, -3.0, 1.0, 2.0], [0.0] * 4])
     loss, cache = softmax_cross_entropy_forward(logits, np.array([0, -1, 3]))
     assert float(loss) == pytest.approx(math.log(4))
-    d = softmax_cross_entropy_backward(cache)
+    d = softmax_cross_entropy_backward(1.0, cache)
     np.testing.assert_allclose(d[0], [-0.375, 0.125, 0.125, 0.125])
     np.testing.assert_allclose(d[1], 0.0)
     np.testing.assert_allclose(d[2], [0.125, 0.125, 0.125, -0.375])
@@ -45,7 +45,7 @@ def test_custom_ignore_index():
     loss, cache = softmax_cross_entropy_forward(logits, np.array([255, 1]),
                                                 ignore_index=255)
     assert float(loss) == pytest.approx(math.log(3))
-    assert np.all(softmax_cross_entropy_backward(cache)[0] == 0)
+    assert np.all(softmax_cross_entropy_backward(1.0, cache)[0] == 0)
 
 
 @pytest.mark.parametrize("n", [0, 3])
@@ -53,7 +53,7 @@ def test_all_ignored_gives_zero_loss_and_zero_gradient(n):
     logits = np.arange(4.0 * n).reshape(n, 4)
     loss, cache = softmax_cross_entropy_forward(logits, -np.ones(n, dtype=np.int64))
     assert float(loss) == 0.0
-    d = softmax_cross_entropy_backward(cache)
+    d = softmax_cross_entropy_backward(1.0, cache)
     assert d.shape == (n, 4) and np.all(d == 0)
 
 
@@ -63,7 +63,7 @@ def test_huge_logits_stay_finite(dtype):
     loss, cache = softmax_cross_entropy_forward(logits, np.array([1, 1, 0]))
     # rows: -log softmax = 1e4, 0, log 2
     assert float(loss) == pytest.approx((1e4 + math.log(2)) / 3, rel=1e-6)
-    assert np.all(np.isfinite(softmax_cross_entropy_backward(cache)))
+    assert np.all(np.isfinite(softmax_cross_entropy_backward(1.0, cache)))
 
 
 def test_float32_in_float32_out():
@@ -71,22 +71,22 @@ def test_float32_in_float32_out():
     loss, cache = softmax_cross_entropy_forward(logits, np.array([0, 1, 2, -1, 0]))
     assert loss.dtype == np.float32 and loss.shape == ()
     # a float64 numpy scalar upstream must not upcast the gradient
-    d = softmax_cross_entropy_backward(cache, np.float64(2.0))
+    d = softmax_cross_entropy_backward(np.float64(2.0), cache)
     assert d.dtype == np.float32
 
 
-def test_dloss_scales_the_gradient():
+def test_dout_scales_the_gradient():
     logits = np.random.default_rng(1).standard_normal((4, 3))
     _, cache = softmax_cross_entropy_forward(logits, np.array([0, 2, 1, 1]))
-    np.testing.assert_allclose(softmax_cross_entropy_backward(cache, 2.5),
-                               2.5 * softmax_cross_entropy_backward(cache))
+    np.testing.assert_allclose(softmax_cross_entropy_backward(2.5, cache),
+                               2.5 * softmax_cross_entropy_backward(1.0, cache))
 
 
 def test_cross_entropy_gradcheck(rng):
     logits = 3 * rng.standard_normal((7, 5))
     labels = np.array([0, 4, -1, 2, 1, -1, 3])
     _, cache = softmax_cross_entropy_forward(logits, labels)
-    grad = softmax_cross_entropy_backward(cache, 0.7)
+    grad = softmax_cross_entropy_backward(0.7, cache)
     report = gradcheck(lambda logits: softmax_cross_entropy_forward(logits, labels)[0],
                        {"logits": logits}, {"logits": grad}, dy=np.float64(0.7))
     assert report.errors["logits"] < 1e-6
@@ -103,7 +103,7 @@ def test_shift_invariance_and_gradient_rows_sum_to_zero(n, k, seed):
         logits + rng.standard_normal((n, 1)) * 100, labels)
     assert float(loss) >= 0.0
     assert float(shifted) == pytest.approx(float(loss), rel=1e-9, abs=1e-9)
-    np.testing.assert_allclose(softmax_cross_entropy_backward(cache).sum(axis=1),
+    np.testing.assert_allclose(softmax_cross_entropy_backward(1.0, cache).sum(axis=1),
                                0.0, atol=1e-12)
 
 
@@ -147,7 +147,7 @@ def test_smooth_l1_sigma_three_either_side_of_the_joint():
     # continuous: both branches give 1/18 at the joint
     assert float(_sl1([1 / 9], 3.0)[0]) == pytest.approx(1 / 18)
     _, cache = _sl1([below, -below, above, -above], 3.0)
-    np.testing.assert_allclose(smooth_l1_backward(cache),
+    np.testing.assert_allclose(smooth_l1_backward(1.0, cache),
                                [9 * below, -9 * below, 1.0, -1.0])
 
 
@@ -156,7 +156,7 @@ def test_smooth_l1_weights_and_normalizer():
                        weights=[[1.0, 0.0], [2.0, 1.0]], normalizer=4.0)
     # (1.5 * 1 + 0.125 * 2 + 3.5 * 1) / 4
     assert float(loss) == pytest.approx(5.25 / 4)
-    np.testing.assert_allclose(smooth_l1_backward(cache, 2.0),
+    np.testing.assert_allclose(smooth_l1_backward(2.0, cache),
                                [[0.5, 0.0], [0.5, -0.5]])
 
 
@@ -165,7 +165,7 @@ def test_smooth_l1_float32_in_float32_out():
     loss, cache = smooth_l1_forward(pred, np.zeros_like(pred), np.ones_like(pred),
                                     sigma=3.0)
     assert loss.dtype == np.float32 and loss.shape == ()
-    assert smooth_l1_backward(cache, np.float64(1.0)).dtype == np.float32
+    assert smooth_l1_backward(np.float64(1.0), cache).dtype == np.float32
 
 
 def test_smooth_l1_gradcheck(rng):
@@ -175,7 +175,7 @@ def test_smooth_l1_gradcheck(rng):
     weights = (rng.random((6, 4)) < 0.6).astype(np.float64)
     fwd = lambda pred: smooth_l1_forward(pred, target, weights, 3.0, 5.0)[0]
     _, cache = smooth_l1_forward(pred, target, weights, 3.0, 5.0)
-    report = gradcheck(fwd, {"pred": pred}, {"pred": smooth_l1_backward(cache, 1.3)},
+    report = gradcheck(fwd, {"pred": pred}, {"pred": smooth_l1_backward(1.3, cache)},
                        dy=np.float64(1.3))
     assert report.errors["pred"] < 1e-6
 
@@ -194,3 +194,12 @@ def test_smooth_l1_bad_arguments():
         smooth_l1_forward(p, p, p, sigma=-1.0)
     with pytest.raises(TypeError, match="pred must be a floating"):
         smooth_l1_forward(np.zeros((3, 4), dtype=int), p, p)
+
+
+def test_backward_takes_dout_then_cache():
+    """x_backward(dout, cache), as every other layer: dout scales the gradient."""
+    _, cache = smooth_l1_forward(np.array([0.5, -2.0]), np.zeros(2), np.ones(2))
+    np.testing.assert_allclose(smooth_l1_backward(2.0, cache), [1.0, -2.0])
+    _, cache = softmax_cross_entropy_forward(np.zeros((2, 3)), np.array([0, -1]))
+    np.testing.assert_allclose(softmax_cross_entropy_backward(3.0, cache),
+                               3.0 * softmax_cross_entropy_backward(1.0, cache))

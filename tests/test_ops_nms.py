@@ -1,9 +1,10 @@
-"""minirpn.ops.nms: greedy NMS with torchvision's semantics."""
+"""minirpn.ops.nms: greedy NMS with torchvision's semantics, the same
+results as the plain-loop ``nms_reference``."""
 import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from minirpn.ops import batched_nms, box_iou, nms
+from minirpn.ops import batched_nms, box_iou, nms, nms_reference
 from minirpn.ops.nms import _threshold_as
 
 
@@ -25,26 +26,6 @@ def nms_inputs(draw, max_n=14, dtype=np.float64):
     threshold = draw(st.sampled_from([0.0, 0.25, 0.5, 0.7, 1.0]))
     return (np.array(rows, dtype).reshape(n, 4), np.array(scores, dtype),
             threshold)
-
-
-def greedy_reference(boxes, scores, threshold):
-    """Plain-Python greedy NMS: the definition the kernel must match."""
-    order = sorted(range(len(scores)), key=lambda i: (-scores[i], i))
-    keep = []
-    for i in order:
-        if all(_iou(boxes[i], boxes[k]) <= threshold for k in keep):
-            keep.append(i)
-    return keep
-
-
-def _iou(a, b):
-    # Same operation order as the kernel, so results agree to the last bit.
-    w = max(min(a[2], b[2]) - max(a[0], b[0]), 0.0)
-    h = max(min(a[3], b[3]) - max(a[1], b[1]), 0.0)
-    inter = w * h
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) \
-        - inter
-    return inter / union if union > 0 else 0.0
 
 
 # ---------------------------------------------------------------- hand cases
@@ -151,11 +132,12 @@ def test_batched_nms_rejects_bad_labels():
 
 # ---------------------------------------------------------------- properties
 @settings(max_examples=150, deadline=None)
-@given(nms_inputs())
-def test_nms_equals_plain_python_greedy(case):
-    boxes, scores, threshold = case
-    assert nms(boxes, scores, threshold).tolist() == \
-        greedy_reference(boxes, scores, threshold)
+@given(st.sampled_from([np.float32, np.float64]), st.data())
+def test_nms_equals_reference(dtype, data):
+    boxes, scores, threshold = data.draw(nms_inputs(dtype=dtype))
+    keep = nms(boxes, scores, threshold)
+    assert keep.dtype == np.int64
+    np.testing.assert_array_equal(keep, nms_reference(boxes, scores, threshold))
 
 
 @settings(max_examples=100, deadline=None)
@@ -202,14 +184,15 @@ def rpn_like(rng, n, objects=5):
 
 @pytest.mark.parametrize("seed", range(4))
 @pytest.mark.parametrize("threshold", [0.3, 0.7])
-def test_nms_matches_reference_on_many_overlapping_boxes(seed, threshold):
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_nms_matches_reference_on_many_overlapping_boxes(seed, threshold, dtype):
     rng = np.random.default_rng(seed)
-    boxes, scores = rpn_like(rng, 400), rng.random(400)
+    boxes, scores = rpn_like(rng, 400).astype(dtype), rng.random(400).astype(dtype)
     scores[::7] = 0.5                                   # some ties
     keep = nms(boxes, scores, threshold)
-    assert keep.tolist() == greedy_reference(boxes, scores, threshold)
+    np.testing.assert_array_equal(keep, nms_reference(boxes, scores, threshold))
     labels = rng.integers(0, 3, 400)
-    merged = [np.flatnonzero(labels == c)[greedy_reference(
+    merged = [np.flatnonzero(labels == c)[nms_reference(
         boxes[labels == c], scores[labels == c], threshold)]
         for c in range(3)]
     merged = np.concatenate(merged)

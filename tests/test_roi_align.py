@@ -3,7 +3,7 @@ gradient checks, bad input."""
 import numpy as np
 import pytest
 
-from minirpn.nn._roi_common import roi_align_reference_backward, roi_align_reference_forward
+from minirpn.nn.reference import roi_align_backward_reference, roi_align_forward_reference
 from minirpn.nn.gradcheck import gradcheck
 from minirpn.nn.roi_align import roi_align_backward, roi_align_forward
 
@@ -103,12 +103,12 @@ def test_numba_matches_reference(rng, dtype, size, scale, sampling_ratio, aligne
     rois = random_rois(rng, 30, 3, 13 / scale, dtype, zero_size=True)
     args = (size, scale, sampling_ratio, aligned)
     y, cache = roi_align_forward(f, rois, *args)
-    y_ref, cache_ref = roi_align_reference_forward(f, rois, *args)
+    y_ref, cache_ref = roi_align_forward_reference(f, rois, *args)
     np.testing.assert_allclose(y, y_ref, **TOL[dtype])
     assert (y == 0).any() and (y != 0).any()  # off-map RoIs are among the cases
     dy = rng.standard_normal(y.shape).astype(dtype)
     np.testing.assert_allclose(roi_align_backward(dy, cache),
-                               roi_align_reference_backward(dy, cache_ref), **TOL[dtype])
+                               roi_align_backward_reference(dy, cache_ref), **TOL[dtype])
 
 
 @pytest.mark.parametrize("sampling_ratio,aligned",

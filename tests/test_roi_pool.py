@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from minirpn.nn._roi_common import roi_pool_reference_backward, roi_pool_reference_forward
+from minirpn.nn.reference import roi_pool_backward_reference, roi_pool_forward_reference
 from minirpn.nn.gradcheck import gradcheck
 from minirpn.nn.roi_pool import roi_pool_backward, roi_pool_forward
 
@@ -104,14 +104,14 @@ def test_numba_matches_reference(rng, dtype, size, scale):
     f = rng.standard_normal((3, 4, 9, 13)).astype(dtype)
     rois = random_rois(rng, 40, 3, 13 / scale, dtype)
     y, cache = roi_pool_forward(f, rois, size, scale)
-    y_ref, cache_ref = roi_pool_reference_forward(f, rois, size, scale)
+    y_ref, cache_ref = roi_pool_forward_reference(f, rois, size, scale)
     np.testing.assert_array_equal(y, y_ref)  # a max is exact
     np.testing.assert_array_equal(cache["argmax"], cache_ref["argmax"])
     assert 0 < (cache["argmax"] < 0).mean() < 0.9  # the cases include empty bins
     dy = rng.standard_normal(y.shape).astype(dtype)
     rtol = 1e-6 if dtype == np.float64 else 1e-5
     np.testing.assert_allclose(roi_pool_backward(dy, cache),
-                               roi_pool_reference_backward(dy, cache_ref), rtol=rtol)
+                               roi_pool_backward_reference(dy, cache_ref), rtol=rtol)
 
 
 @settings(max_examples=25, deadline=None)
@@ -121,7 +121,7 @@ def test_numba_matches_reference_property(coords, ph, pw, scale):
     f = np.random.default_rng(1).permutation(2 * 7 * 9).reshape(1, 2, 7, 9).astype(np.float32)
     rois = np.array([[0] + coords], np.float32)
     y, cache = roi_pool_forward(f, rois, (ph, pw), scale)
-    y_ref, cache_ref = roi_pool_reference_forward(f, rois, (ph, pw), scale)
+    y_ref, cache_ref = roi_pool_forward_reference(f, rois, (ph, pw), scale)
     np.testing.assert_array_equal(y, y_ref)
     np.testing.assert_array_equal(cache["argmax"], cache_ref["argmax"])
 

@@ -30,59 +30,60 @@ a flag to BLAS, not a copy), and for N = 1 ``y2`` already is ``y`` in
 take a faster col2im, :func:`_dx_stride1`; 1x1 stride-1 unpadded convs
 (the RPN heads) need no unrolling at all.
 
-Three implementations live side by side:
+The plain definition is :func:`minirpn.nn.reference.conv2d_forward_reference`
+(one einsum per kernel offset; read it first). The three fast paths here
+give its results up to rounding (``tests/test_fast_paths.py``, float32 and
+float64), and :func:`_choose_path` picks one per call:
 
-- :mod:`.conv_naive`: the plain reference (one einsum per kernel offset)
-  that the tests compare the others against;
-- this module's whole-matrix im2col above, written against ``xp``: the
-  path of CuPy arrays, and of NumPy arrays while the matrix is small
+- ``"1x1"``: a 1x1, stride-1, unpadded conv (the RPN heads) is a per-pixel
+  matrix product; nothing to unroll;
+- ``"im2col"``: this module's whole-matrix im2col above, written against
+  ``xp``: CuPy arrays, and NumPy arrays while the matrix is small
   (``WHOLE_IM2COL_BYTES``);
-- :mod:`.conv_bands`: the NumPy path for large maps, the same products done one band of
-  output rows at a time in a reused, cache-sized buffer. It caches only x
-  (which the layer before holds anyway) and rebuilds the bands in the
-  backward pass, so training memory grows like the activations instead of
-  like the (K + 1, P) matrices (1.4 GB for VGG16's conv1_2 at 600x1000).
+- ``"bands"``: :mod:`.conv_bands`, the NumPy path for large maps, the same
+  products done one band of output rows at a time in a reused, cache-sized
+  buffer. It caches only x (which the layer before holds anyway) and
+  rebuilds the bands in the backward pass, so training memory grows like
+  the activations instead of like the (K + 1, P) matrices (1.4 GB for
+  VGG16's conv1_2 at 600x1000).
 """
+from typing import Any, NamedTuple, Optional, Tuple
+
 import numpy as np
 
 from ..backend import get_array_module
 from ..checks import check_float_array, check_same_dtype
 from .conv_bands import conv2d_backward_bands, conv2d_forward_bands
+from .layer_checks import check_float_rank, int_pair
 
-__all__ = ["conv2d_forward", "conv2d_backward"]
-
-
-def _pair(value, name, minimum):
-    """Accept an int or an (int, int) pair and return the pair."""
-    pair = value if isinstance(value, (tuple, list)) else (value, value)
-    if len(pair) != 2 or not all(isinstance(v, int) and not isinstance(v, bool)
-                                 for v in pair):
-        raise TypeError(f"{name} must be an int or a pair of ints, got {value!r}")
-    if min(pair) < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value!r}")
-    return tuple(pair)
+__all__ = ["conv2d_forward", "conv2d_backward", "ConvCache", "WHOLE_IM2COL_BYTES"]
 
 
-def _check_float_rank(x, name, symbols):
-    """A float array whose rank is that of ``symbols``, e.g. "(N, C, H, W)"."""
-    check_float_array(x, name)
-    if x.ndim != symbols.count(",") + 1:
-        raise ValueError(f"{name} must have shape {symbols}, got {tuple(x.shape)}")
+class ConvCache(NamedTuple):
+    """What :func:`conv2d_backward` needs from :func:`conv2d_forward`."""
+    path: str                      # "1x1", "im2col" or "bands": see _choose_path
+    w: Any                         # (F, C, KH, KW) filters
+    x_shape: Tuple[int, ...]       # (N, C, H, W)
+    stride: Tuple[int, int]        # (SH, SW)
+    padding: Tuple[int, int]       # (PH, PW)
+    out_size: Tuple[int, int]      # (OH, OW)
+    x: Optional[Any] = None        # "1x1", "bands": the input itself (no copy)
+    cols: Optional[Any] = None     # "im2col": (K + 1, P) matrix, ones in its last row
 
 
 def _check_inputs(x, w, b, stride, padding):
     """Validate the arguments of :func:`conv2d_forward`; return geometry."""
-    _check_float_rank(x, "x", "(N, C, H, W)")
+    check_float_rank(x, "x", "(N, C, H, W)")
     C = x.shape[1]
-    _check_float_rank(w, "w", "(F, C, KH, KW)")
+    check_float_rank(w, "w", "(F, C, KH, KW)")
     if w.shape[1] != C:
         raise ValueError(f"w must have shape (F, {C}, KH, KW) to match the "
                          f"{C} channels of x {tuple(x.shape)}, got {tuple(w.shape)}")
     F = w.shape[0]
     check_float_array(b, "b", shape=(F,))
     check_same_dtype("x", x, w=w, b=b)
-    sh, sw = _pair(stride, "stride", 1)
-    ph, pw = _pair(padding, "padding", 0)
+    sh, sw = int_pair(stride, "stride", 1)
+    ph, pw = int_pair(padding, "padding", 0)
     KH, KW = w.shape[2:]
     Hp, Wp = x.shape[2] + 2 * ph, x.shape[3] + 2 * pw
     if KH > Hp or KW > Wp or min(KH, KW) < 1:
@@ -195,8 +196,21 @@ def _im2col_bytes(x, w, OH, OW):
     return (C * KH * KW + 1) * x.shape[0] * OH * OW * x.itemsize
 
 
+def _choose_path(x, w, stride, padding, out_size):
+    """Which of the three fast paths computes this conv (all give the
+    reference's results; they differ in speed and memory)."""
+    if w.shape[2:] == (1, 1) and stride == (1, 1) and padding == (0, 0):
+        return "1x1"     # a per-pixel linear map: nothing to unroll
+    if isinstance(x, np.ndarray) and _im2col_bytes(x, w, *out_size) > WHOLE_IM2COL_BYTES:
+        return "bands"   # too big to unroll whole: band by band, cache x only
+    return "im2col"      # small maps (one BLAS product each way), and CuPy arrays
+
+
 def conv2d_forward(x, w, b, stride=1, padding=0):
     """2-D convolution forward: ``y = w * x + b`` (cross-correlation).
+
+    The results of :func:`minirpn.nn.reference.conv2d_forward_reference`
+    (up to rounding), by the fastest of three paths (:func:`_choose_path`).
 
     Shapes: N batch, C input channels, H x W input, F filters, KH x KW
     kernel, OH = (H + 2*pad_h - KH) // stride_h + 1, OW likewise.
@@ -217,11 +231,12 @@ def conv2d_forward(x, w, b, stride=1, padding=0):
     Returns
     -------
     y : ndarray, (N, F, OH, OW), dtype of x
-    cache : tuple
-        What :func:`conv2d_backward` needs: for 1x1 stride-1 unpadded convs,
-        and for NumPy arrays whose im2col matrix would exceed
-        ``WHOLE_IM2COL_BYTES``, x (not a copy), w and the geometry; otherwise
-        the (C*KH*KW + 1, N*OH*OW) im2col matrix of x, ones in its last row.
+    cache : ConvCache
+        What :func:`conv2d_backward` needs: the path taken, w and the
+        geometry, and for 1x1 stride-1 unpadded convs and NumPy arrays whose
+        im2col matrix would exceed ``WHOLE_IM2COL_BYTES`` x itself (not a
+        copy), otherwise the (C*KH*KW + 1, N*OH*OW) im2col matrix of x, ones
+        in its last row.
 
     Raises
     ------
@@ -236,18 +251,18 @@ def conv2d_forward(x, w, b, stride=1, padding=0):
     xp = get_array_module(x, w, b)
     N, C, H, W = x.shape
     F, _, KH, KW = w.shape
-    if (KH, KW, stride, padding) == (1, 1, (1, 1), (0, 0)):
-        # A 1x1 conv is a per-pixel linear map: no unrolling needed.
+    path = _choose_path(x, w, stride, padding, (OH, OW))
+    geometry = dict(w=w, x_shape=x.shape, stride=stride, padding=padding, out_size=(OH, OW))
+    if path == "1x1":
         y = xp.matmul(w.reshape(F, C), x.reshape(N, C, H * W))
         y += b[:, None]
-        return y.reshape(N, F, H, W), ("1x1", x, w)
-    if isinstance(x, np.ndarray) and _im2col_bytes(x, w, OH, OW) > WHOLE_IM2COL_BYTES:
+        return y.reshape(N, F, H, W), ConvCache(path, x=x, **geometry)
+    if path == "bands":
         y = conv2d_forward_bands(x, w, b, stride, padding, (OH, OW))
-        return y, ("bands", x, w, stride, padding, (OH, OW))
+        return y, ConvCache(path, x=x, **geometry)
     cols = _im2col(x, (KH, KW), stride, padding, (OH, OW))
     y2 = xp.concatenate([w.reshape(F, -1), b[:, None]], axis=1) @ cols
-    cache = ("im2col", cols, w, x.shape, stride, padding, (OH, OW))
-    return _to_nchw(y2, N, F, OH, OW), cache
+    return _to_nchw(y2, N, F, OH, OW), ConvCache(path, cols=cols, **geometry)
 
 
 def conv2d_backward(dy, cache, need_dx=True):
@@ -257,7 +272,7 @@ def conv2d_backward(dy, cache, need_dx=True):
     ----------
     dy : ndarray, (N, F, OH, OW), dtype of x
         Upstream gradient of the output.
-    cache : tuple
+    cache : ConvCache
         From :func:`conv2d_forward`.
     need_dx : bool
         False skips dx (returned as None): a network's first layer, whose
@@ -270,29 +285,22 @@ def conv2d_backward(dy, cache, need_dx=True):
     dw : ndarray, (F, C, KH, KW), dtype of x
     db : ndarray, (F,), dtype of x
     """
-    kind, saved, w = cache[:3]
+    w, (N, C, H, W), (OH, OW) = cache.w, cache.x_shape, cache.out_size
     F = w.shape[0]
+    check_float_array(dy, "dy", shape=(N, F, OH, OW))
+    check_same_dtype("w", w, dy=dy)
     xp = get_array_module(dy)
-    if kind == "1x1":
-        x = saved
-        N, C, H, W = x.shape
-        check_float_array(dy, "dy", shape=(N, F, H, W))
-        check_same_dtype("w", w, dy=dy)
+    if cache.path == "1x1":
+        x = cache.x
         dy3 = dy.reshape(N, F, H * W)
         dx = xp.matmul(w.reshape(F, C).T, dy3).reshape(x.shape) if need_dx else None
         x3 = x.reshape(N, C, H * W)
         dw = (dy3[0] @ x3[0].T if N == 1
               else xp.matmul(dy3, x3.transpose(0, 2, 1)).sum(axis=0))
         return dx, dw.reshape(w.shape), dy3.sum(axis=(0, 2))
-    if kind == "bands":
-        x, (stride, padding, (OH, OW)) = saved, cache[3:]
-        check_float_array(dy, "dy", shape=(x.shape[0], F, OH, OW))
-        check_same_dtype("w", w, dy=dy)
-        return conv2d_backward_bands(dy, x, w, stride, padding, need_dx)
-    cols = saved
-    x_shape, stride, padding, (OH, OW) = cache[3:]
-    check_float_array(dy, "dy", shape=(x_shape[0], F, OH, OW))
-    check_same_dtype("w", w, dy=dy)
+    if cache.path == "bands":
+        return conv2d_backward_bands(dy, cache.x, w, cache.stride, cache.padding, need_dx)
+    cols, x_shape, stride, padding = cache.cols, cache.x_shape, cache.stride, cache.padding
     dy2 = _from_nchw(dy)
     # (K+1, P) @ (P, F) runs faster in BLAS than (F, P) @ (P, K+1) for small F.
     dwb = cols @ dy2.T

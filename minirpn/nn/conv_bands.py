@@ -16,8 +16,7 @@ The unrolling (:func:`_unroll_kernel`) and its adjoint (:func:`_fold_kernel`)
 are serial numba kernels that read the padding as zeros instead of building
 a padded copy of x. BLAS uses the cores for the products; the kernels stay
 serial on purpose: called between BLAS products, a numba (OpenMP) thread
-pool spun against OpenBLAS's on this 2-core machine (a toy training step
-went from 0.16 s to 2.9 s under load).
+pool spins against OpenBLAS's (figures in benchmarks/README.md).
 
 Shape symbols as in :mod:`minirpn.nn.conv`. A band is output rows
 [r0, r1) of one image n; it reads padded input rows
@@ -40,12 +39,10 @@ from ..jit import njit
 
 __all__ = ["conv2d_forward_bands", "conv2d_backward_bands"]
 
-#: Bytes of one band's unrolled columns. On one thread 1, 4 and 16 MB
-#: measured alike. On two BLAS threads small bands are ruinous: VGG16's
-#: conv1_2 forward at 600x1000 took 13.9 s with 4 MB bands (one output row,
-#: 1000 columns, per product), 1.5 s with 32 MB and 1.2 s with 128 MB (the
-#: threads meet once per product). 64 MB is still a twentieth of that
-#: layer's whole im2col matrix.
+#: Bytes of one band's unrolled columns: large enough that BLAS threads,
+#: which meet once per product, are not starved by small products (figures
+#: in benchmarks/README.md), and still a twentieth of VGG16's conv1_2
+#: im2col matrix at 600x1000.
 _BAND_BYTES = 64 << 20
 
 

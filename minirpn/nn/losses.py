@@ -10,7 +10,12 @@ Losses are returned as a 0-d array of the input's dtype and array module
 rather than a Python float: turning it into a float forces a device-to-host
 copy on the GPU, so callers write ``float(loss)`` only when they want to
 print it.
+
+Like every other layer, each backward takes ``(dout, cache)``: ``dout`` is
+the upstream gradient of the scalar loss (1.0 when the loss is the
+objective itself; ``minirpn.detection_losses`` passes each term's weight).
 """
+
 import numpy
 
 from ..backend import get_array_module
@@ -30,10 +35,10 @@ def _check_positive(value, name):
     return float(value)
 
 
-def _upstream(dloss, dtype, xp):
+def _upstream(dout, dtype, xp):
     """The upstream scalar as a 0-d array of ``dtype``: multiplying by a
     numpy float64 scalar would upcast float32 gradients (NEP 50)."""
-    return xp.asarray(dloss, dtype=dtype)
+    return xp.asarray(dout, dtype=dtype)
 
 
 @deferrable  # pure: repeated only to report a bad label
@@ -107,18 +112,18 @@ def softmax_cross_entropy_forward(logits, labels, ignore_index=-1):
     return xp.asarray(loss, dtype=logits.dtype), cache
 
 
-def softmax_cross_entropy_backward(cache, dloss=1.0):
+def softmax_cross_entropy_backward(dout, cache):
     """Gradient of :func:`softmax_cross_entropy_forward` w.r.t. the logits.
 
-    ``d loss / d logits[i] = (softmax(logits[i]) - onehot(labels[i])) / M``
+    ``d loss / d logits[i] = dout * (softmax(logits[i]) - onehot(labels[i])) / M``
     for rows not ignored, 0 for ignored rows.
 
     Parameters
     ----------
+    dout : float or 0-d array
+        Upstream gradient of the scalar loss (1.0 for the loss itself).
     cache : tuple
-        From the forward pass. Note the order: cache first.
-    dloss : float or 0-d array
-        Upstream gradient of the scalar loss.
+        From the forward pass.
 
     Returns
     -------
@@ -128,7 +133,7 @@ def softmax_cross_entropy_backward(cache, dloss=1.0):
     xp = get_array_module(probs)
     dlogits = probs.copy()
     dlogits[xp.arange(probs.shape[0]), safe] -= 1
-    scale = _upstream(dloss, probs.dtype, xp) / denominator
+    scale = _upstream(dout, probs.dtype, xp) / denominator
     dlogits *= valid[:, None].astype(probs.dtype) * scale
     return dlogits
 
@@ -183,18 +188,19 @@ def smooth_l1_forward(pred, target, weights, sigma=1.0, normalizer=1.0):
     return xp.asarray(loss, dtype=pred.dtype), cache
 
 
-def smooth_l1_backward(cache, dloss=1.0):
+def smooth_l1_backward(dout, cache):
     """Gradient of :func:`smooth_l1_forward` w.r.t. ``pred``.
 
-    ``f'(d) = s * d`` inside the quadratic zone and ``sign(d)`` outside;
-    the two agree at |d| = 1 / s, so the gradient is continuous.
+    ``dout * weights * f'(d) / normalizer``, with ``f'(d) = s * d`` inside
+    the quadratic zone and ``sign(d)`` outside; the two agree at
+    |d| = 1 / s, so the gradient is continuous.
 
     Parameters
     ----------
+    dout : float or 0-d array
+        Upstream gradient of the scalar loss (1.0 for the loss itself).
     cache : tuple
-        From the forward pass (cache first).
-    dloss : float or 0-d array
-        Upstream gradient of the scalar loss.
+        From the forward pass.
 
     Returns
     -------
@@ -204,5 +210,5 @@ def smooth_l1_backward(cache, dloss=1.0):
     d, quadratic, weights, s, normalizer = cache
     xp = get_array_module(d)
     grad = xp.where(quadratic, s * d, xp.sign(d))
-    scale = _upstream(dloss, d.dtype, xp) / d.dtype.type(normalizer)
+    scale = _upstream(dout, d.dtype, xp) / d.dtype.type(normalizer)
     return weights * grad * scale

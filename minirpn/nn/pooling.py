@@ -17,7 +17,7 @@ forward keeps a running maximum, then scans the offsets for the first one
 equal to it. For non-overlapping windows (KH == SH, KW == SW) these views
 are exactly what ``x.reshape(N, C, OH, KH, OW, KW)`` exposes, so that case
 needs no code of its own; gathering the windows into a contiguous
-(..., KH*KW) copy for ``argmax`` was 1.7x slower on (1, 64, 300, 400).
+(..., KH*KW) copy for ``argmax`` was slower (benchmarks/README.md).
 That is the path of CuPy arrays (and the readable statement of the layer).
 
 NumPy arrays take two numba kernels instead, :func:`_pool_forward_kernel`
@@ -31,7 +31,7 @@ import numpy as np
 from ..jit import njit
 from ..backend import get_array_module, is_cupy_array
 from ..checks import check_float_array
-from .conv import _check_float_rank, _pair
+from .layer_checks import check_float_rank, int_pair
 
 __all__ = ["max_pool2d_forward", "max_pool2d_backward"]
 
@@ -111,9 +111,9 @@ def max_pool2d_forward(x, kernel_size=2, stride=2):
     """
     if is_cupy_array(x):
         return _max_pool2d_forward_gpu(x, kernel_size, stride)
-    _check_float_rank(x, "x", "(N, C, H, W)")
-    kernel = _pair(kernel_size, "kernel_size", 1)
-    stride = _pair(stride, "stride", 1)
+    check_float_rank(x, "x", "(N, C, H, W)")
+    kernel = int_pair(kernel_size, "kernel_size", 1)
+    stride = int_pair(stride, "stride", 1)
     H, W = x.shape[2:]
     if kernel[0] > H or kernel[1] > W:
         raise ValueError(f"kernel_size {kernel} must fit the input (H, W) = "
@@ -195,9 +195,9 @@ def _max_pool2d_forward_gpu(x, kernel_size, stride):
     """:func:`max_pool2d_forward` for CuPy arrays: the same checks, then one
     kernel launch with the same results and no wait for the device."""
     from ..cuda import max_pool_kernel  # imports numba.cuda: GPU path only
-    _check_float_rank(x, "x", "(N, C, H, W)")
-    kernel = _pair(kernel_size, "kernel_size", 1)
-    stride = _pair(stride, "stride", 1)
+    check_float_rank(x, "x", "(N, C, H, W)")
+    kernel = int_pair(kernel_size, "kernel_size", 1)
+    stride = int_pair(stride, "stride", 1)
     N, C, H, W = x.shape
     if kernel[0] > H or kernel[1] > W:
         raise ValueError(f"kernel_size {kernel} must fit the input (H, W) = "

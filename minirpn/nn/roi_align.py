@@ -23,8 +23,9 @@ and the bin outputs the mean. The numbers are those of
    ``dy * w / count`` back to each tap.
 
 The slow, readable definition is
-:func:`minirpn.nn._roi_common.roi_align_reference_forward` (and
-``_backward``). Here, since the weights are separable, each RoI's per-row and
+:func:`minirpn.nn.reference.roi_align_forward_reference` (and
+``_backward``); the numba kernels here give the same results up to rounding
+(tested in float32 and float64). Here, since the weights are separable, each RoI's per-row and
 per-column taps are tabulated once (``_axis_taps``) in the input's dtype, and
 numba kernels combine them: forward parallel over RoIs with the innermost loop
 over contiguous channels, backward parallel over blocks of channels (threads
@@ -40,9 +41,9 @@ import numpy as np
 from ..backend import get_array_module
 from ..jit import njit
 from ..checks import deferrable, passes
-from ._roi_common import (check_aligned, check_backward_args, check_forward_args,
-                          check_roi_values, check_sampling_ratio, kernel_threads,
-                          transpose_into)
+from .kernel_tools import kernel_threads, transpose_into
+from .layer_checks import (check_aligned, check_backward_args, check_forward_args,
+                           check_roi_values, check_sampling_ratio)
 
 __all__ = ["roi_align_forward", "roi_align_backward"]
 
@@ -234,7 +235,8 @@ def _check_gpu_rows(rois, n, pooled, scale, sampling_ratio, aligned, flag):
 
 def roi_align_forward(features, rois, output_size=(7, 7), spatial_scale=1 / 16,
                       sampling_ratio=2, aligned=True):
-    """RoI Align, identical to ``torchvision.ops.roi_align``.
+    """RoI Align, identical to ``torchvision.ops.roi_align`` and (up to
+    rounding) to :func:`minirpn.nn.reference.roi_align_forward_reference`.
 
     Shapes: N images, C channels, H x W feature map, R RoIs, PH x PW output.
 
@@ -269,7 +271,7 @@ def roi_align_forward(features, rois, output_size=(7, 7), spatial_scale=1 / 16,
     Raises
     ------
     TypeError, ValueError
-        On bad arguments (see :mod:`minirpn.nn._roi_common`), or numpy and
+        On bad arguments (see :mod:`minirpn.nn.layer_checks`), or numpy and
         CuPy arrays mixed.
     """
     gpu, (n, c, h, w), pooled, scale = check_forward_args(features, rois, output_size,

@@ -20,8 +20,9 @@ section 2.1). The numbers are those of ``torchvision.ops.roi_pool``:
    map) outputs 0 with argmax -1 and passes no gradient.
 
 The slow, readable definition is
-:func:`minirpn.nn._roi_common.roi_pool_reference_forward` (and ``_backward``);
-the functions here are numba kernels with the same results. Every float step
+:func:`minirpn.nn.reference.roi_pool_forward_reference` (and ``_backward``);
+the functions here are numba kernels with the same results (tested in float32
+and float64: the same maxima and argmax, the same gradients up to rounding). Every float step
 of the bin geometry is done in the input's dtype, as torchvision does, so
 float32 bin edges match it exactly.
 
@@ -37,8 +38,9 @@ import numpy as np
 
 from ..backend import get_array_module
 from ..jit import njit
-from ._roi_common import (FLT_MAX, check_backward_args, check_forward_args,
-                          check_roi_values, kernel_threads, transpose_into)
+from .kernel_tools import kernel_threads, transpose_into
+from .layer_checks import check_backward_args, check_forward_args, check_roi_values
+from .reference import FLT_MAX
 
 __all__ = ["roi_pool_forward", "roi_pool_backward"]
 
@@ -115,7 +117,8 @@ def _pool_backward_kernel(dy, argmax, batch, dx):
 
 @njit(error_model="numpy")
 def _scatter_channel(dy, argmax, batch, dx, c):
-    # a separate function: inlined in the prange body this loop ran 2x slower
+    # a separate function: inlined in the prange body this loop ran slower
+    # (benchmarks/README.md)
     n_rois, _, pooled_h, pooled_w = dy.shape
     for r in range(n_rois):
         plane = dx[batch[r], c]
@@ -127,7 +130,8 @@ def _scatter_channel(dy, argmax, batch, dx, c):
 
 
 def roi_pool_forward(features, rois, output_size=(7, 7), spatial_scale=1 / 16):
-    """RoI max pooling, identical to ``torchvision.ops.roi_pool``.
+    """RoI max pooling, identical to ``torchvision.ops.roi_pool`` and to
+    :func:`minirpn.nn.reference.roi_pool_forward_reference`.
 
     Shapes: N images, C channels, H x W feature map, R RoIs, PH x PW output.
 
@@ -157,7 +161,7 @@ def roi_pool_forward(features, rois, output_size=(7, 7), spatial_scale=1 / 16):
     Raises
     ------
     TypeError, ValueError
-        On bad arguments (see :mod:`minirpn.nn._roi_common`), or numpy and
+        On bad arguments (see :mod:`minirpn.nn.layer_checks`), or numpy and
         CuPy arrays mixed.
     """
     gpu, (n, c, h, w), (pooled_h, pooled_w), scale = check_forward_args(

@@ -144,7 +144,7 @@ def _cross_entropy(rng):
     labels = np.array([0, 3, -1, 2, 1, -1])
     fwd = lambda logits: F.softmax_cross_entropy_forward(logits, labels)
     return ({"logits": 3 * rng.standard_normal((6, 4))}, fwd,
-            lambda dy, cache: {"logits": F.softmax_cross_entropy_backward(cache, dy)})
+            lambda dy, cache: {"logits": F.softmax_cross_entropy_backward(dy, cache)})
 
 
 def _smooth_l1(rng):
@@ -159,7 +159,7 @@ def _smooth_l1(rng):
     fwd = lambda pred: F.smooth_l1_forward(pred, target, weights, sigma=sigma,
                                            normalizer=3.0)
     return ({"pred": pred}, fwd,
-            lambda dy, cache: {"pred": F.smooth_l1_backward(cache, dy)})
+            lambda dy, cache: {"pred": F.smooth_l1_backward(dy, cache)})
 
 
 def _roi_pool(rng):
@@ -233,8 +233,8 @@ def run_selfcheck(seed=0):
     """
     report = SelfcheckReport()
     # The inputs are tiny, so a parallel numba kernel (RoI pool) spends its
-    # time waking threads, and far more on a busy machine (ms per call
-    # against 0.1 ms): the hundreds of finite-difference calls run on one.
+    # time waking threads, far more on a busy machine: the hundreds of
+    # finite-difference calls run on one thread (benchmarks/README.md).
     threads = numba.get_num_threads()
     numba.set_num_threads(1)
     try:

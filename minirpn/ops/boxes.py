@@ -5,9 +5,10 @@ the region x1 <= x <= x2, y1 <= y <= y2, so width = x2 - x1 and height =
 y2 - y1 with no "+1" (torchvision's convention, ``torchvision.ops.box_area``;
 py-faster-rcnn's boxes are pixel-inclusive and add 1).
 
-``box_iou`` has two paths with the same results: a numba kernel for numpy
-arrays (the CPU hot path of anchor labelling) and plain ``xp`` broadcasting
-for cupy arrays (and for tests, which compare the two).
+``box_iou`` has two paths with the same results as the plain-loop
+definition :func:`minirpn.ops.reference.box_iou_reference` (read that one
+first): a numba kernel for numpy arrays (the CPU hot path of anchor
+labelling) and ``xp`` broadcasting for cupy arrays.
 """
 import numpy
 
@@ -57,7 +58,7 @@ def check_boxes(boxes, name):
             f"{name} must be float32 or float64, got dtype {boxes.dtype}")
     xp = get_array_module(boxes)
     # Fast path: two whole-array reductions (a per-row .all(axis=1)
-    # costs 0.5 ms on 20000 boxes, more than box_iou itself), combined on
+    # costs more than box_iou itself: benchmarks/README.md), combined on
     # the device so that a GPU waits for one flag, not two (and, in a
     # training step or detect, for none: checks.deferred_device_checks).
     # (x2, y2) >= (x1, y1) in one comparison of the two column pairs: on a
@@ -100,10 +101,8 @@ def _box_iou_kernel(a, bx1, by1, bx2, by2, zero, out):
     # contiguous columns and is branch-free, so LLVM vectorises it.
     # ``zero`` comes in the boxes' dtype: a literal 0 would promote float32
     # arithmetic to float64 (half the SIMD width).
-    # Serial on purpose: with parallel=True + prange over rows, on the
-    # 2-core machine shared with other jobs, 20000 x 20 took 35 ms instead
-    # of 0.13 ms (threads waiting on descheduled siblings), and the
-    # threading layer adds ~0.6 s to the first call of every process.
+    # Serial on purpose: a thread pool cost far more than it saved on these
+    # small matrices (figures in benchmarks/README.md).
     barea = (bx2 - bx1) * (by2 - by1)
     for i in range(a.shape[0]):
         ax1, ay1, ax2, ay2 = a[i, 0], a[i, 1], a[i, 2], a[i, 3]
@@ -120,7 +119,8 @@ def _box_iou_kernel(a, bx1, by1, bx2, by2, zero, out):
 
 
 def _box_iou_xp(a, b):
-    """The broadcasting path (any array module); same results as numba."""
+    """The broadcasting path (cupy arrays); the same results as
+    :func:`minirpn.ops.reference.box_iou_reference`."""
     xp = get_array_module(a, b)
     area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
     area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
@@ -148,14 +148,15 @@ def box_iou(a, b):
     Returns
     -------
     ndarray, (N, M) same dtype as ``a``
-        IoU in [0, 1]. A pair whose union is 0 (two zero-area boxes) has
-        IoU 0, never NaN. When M < N it is the transposed view of an
-        (M, N) C-ordered array (Fortran order), for speed.
+        IoU in [0, 1], C-contiguous. A pair whose union is 0 (two
+        zero-area boxes) has IoU 0, never NaN.
 
     Notes
     -----
-    numpy arrays run a (serial, vectorised) numba kernel; cupy arrays use
-    broadcasting, which materialises (N, M, 2) temporaries.
+    The same results as :func:`minirpn.ops.reference.box_iou_reference`
+    (tested with float32 and float64 boxes). numpy arrays run a (serial,
+    vectorised) numba kernel; cupy arrays use broadcasting, which
+    materialises (N, M, 2) temporaries.
     """
     check_boxes(a, "a")
     check_boxes(b, "b")
@@ -163,15 +164,11 @@ def box_iou(a, b):
     xp = get_array_module(a, b)
     if xp is not numpy:
         return _box_iou_xp(a, b)
-    if b.shape[0] < a.shape[0]:
-        # The kernel vectorises its inner loop over b: make it the long
-        # axis (20000 anchors x 20 GT: 2x faster). IoU is symmetric to the
-        # last bit (min, max, + commute), so the transposed view is exact.
-        return _box_iou_numba(b, a).T
     return _box_iou_numba(a, b)
 
 
 def _box_iou_numba(a, b):
+    """The numba path: (N, M) C-contiguous IoU of numpy boxes."""
     out = numpy.empty((a.shape[0], b.shape[0]), dtype=a.dtype)
     cols = [numpy.ascontiguousarray(b[:, k]) for k in range(4)]
     return _box_iou_kernel(numpy.ascontiguousarray(a), *cols,

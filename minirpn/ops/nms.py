@@ -2,7 +2,10 @@
 
 Semantics are those of ``torchvision.ops.nms`` (greedy NMS, as
 py-faster-rcnn's lib/nms/py_cpu_nms.py; Ren et al. 2015, section 3.3, run it
-on the proposals at IoU 0.7):
+on the proposals at IoU 0.7), written out in plain loops as
+:func:`minirpn.ops.reference.nms_reference` (read that one first; ``nms``
+and ``batched_nms`` are tested to keep the same indices, float32 and
+float64):
 
 1. sort boxes by score, descending;
 2. walk the sorted list; a box not yet suppressed is kept;
@@ -62,7 +65,7 @@ def _nms_kernel(x1, y1, x2, y2, starts, threshold, zero):
             i += 1
             # 2. it suppresses the later boxes it overlaps by IoU > t.
             # Views indexed from 0 let LLVM drop the negative-index check
-            # and vectorise (3x faster than x1[j], j in range(i, end)).
+            # and vectorise (x1[j], j in range(i, end) does neither).
             # Branch-free: two zero-area boxes give 0/0 = NaN, NaN > t is
             # False: they act as IoU 0 and never suppress each other.
             lx1, ly1, lx2, ly2 = x1[i:end], y1[i:end], x2[i:end], y2[i:end]
@@ -76,8 +79,8 @@ def _nms_kernel(x1, y1, x2, y2, starts, threshold, zero):
                 hits += hit
             # 3. once a quarter of the rest may be suppressed, squeeze the
             # suppressed boxes out (order kept), so later kept boxes do
-            # not test them again: RPN output, with most boxes suppressed
-            # by the first few, runs 2x faster.
+            # not test them again (RPN output, most boxes suppressed by the
+            # first few kept: benchmarks/README.md).
             if 4 * hits > end - i:
                 end = _compact(x1, y1, x2, y2, area, position, suppressed,
                                i, end)
@@ -162,7 +165,8 @@ def nms(boxes, scores, iou_threshold):
     -------
     ndarray, (K,) int64
         Indices into ``boxes`` of the kept boxes, highest score first (equal
-        scores: lower index first).
+        scores: lower index first): those of
+        :func:`minirpn.ops.reference.nms_reference`.
     """
     check_boxes(boxes, "boxes")
     _check_scores(scores, boxes.shape[0])

@@ -34,7 +34,7 @@ def smooth_l1_curve(d, sigma=1.0):
     values = np.array([float(smooth_l1_forward(np.array([v]), zero, one, sigma=sigma)[0])
                        for v in d])
     _, cache = smooth_l1_forward(d, np.zeros_like(d), np.ones_like(d), sigma=sigma)
-    return values, smooth_l1_backward(cache)
+    return values, smooth_l1_backward(1.0, cache)
 
 
 def plot_smooth_l1(sigmas=(1.0, 3.0), limit=2.0, points=401):

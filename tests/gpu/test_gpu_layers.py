@@ -74,13 +74,13 @@ def test_dropout_and_losses(cp, dtype):
     labels = np.array([0, 4, -1, 2, 1, -1])
     (loss, cache), (loss_gpu, cache_gpu) = both(cp, F.softmax_cross_entropy_forward, x, labels)
     assert_close(loss_gpu, loss, dtype, "cross-entropy")
-    assert_close(F.softmax_cross_entropy_backward(cache_gpu),
-                 F.softmax_cross_entropy_backward(cache), dtype, "cross-entropy gradient")
+    assert_close(F.softmax_cross_entropy_backward(1.0, cache_gpu),
+                 F.softmax_cross_entropy_backward(1.0, cache), dtype, "cross-entropy gradient")
     target, weights = rng.standard_normal(x.shape).astype(dtype), (x > 0).astype(dtype)
     (loss, cache), (loss_gpu, cache_gpu) = both(cp, F.smooth_l1_forward, x, target, weights,
                                                 sigma=3.0, normalizer=4.0)
     assert_close(loss_gpu, loss, dtype, "smooth L1")
-    assert_close(F.smooth_l1_backward(cache_gpu), F.smooth_l1_backward(cache), dtype,
+    assert_close(F.smooth_l1_backward(1.0, cache_gpu), F.smooth_l1_backward(1.0, cache), dtype,
                  "smooth L1 gradient")
 
 
