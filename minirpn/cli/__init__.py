@@ -133,7 +133,7 @@ def _add_demo(sub):
                        "show what it finds (the main job)")
     p.add_argument("--minutes", type=_POSITIVE_FLOAT, default=None,
                    help="wall-clock budget for training, > 0 (default: a fixed "
-                        "schedule that takes about 7 minutes on 2 cores)")
+                        "schedule that takes about 3.5 minutes on 2 cores)")
     p.add_argument("--out", default="minirpn_demo", help="output folder (default %(default)s)")
     p.add_argument("--overwrite", action="store_true",
                    help="replace an earlier demo run in --out")

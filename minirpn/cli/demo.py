@@ -22,23 +22,21 @@ DEMO_VAL_IMAGES = 100
 
 
 def demo_train_config(seed=0, minutes=None):
-    """The demo's training schedule: 3300 steps of one image (about 3.5
-    minutes on 2 idle cores; mAP@0.5 0.95 on the held-out images, 0.93
-    with ``seed=1``).
+    """The demo's training schedule: 2700 steps of one image each (3.4
+    minutes on 2 lightly loaded cores; mAP@0.5 0.93 on the held-out images).
 
     One image per step, as py-faster-rcnn's end-to-end recipe
     (``experiments/cfgs/faster_rcnn_end2end.yml``: ``IMS_PER_BATCH: 1``):
     a batch of two is padded to the larger height and the larger width,
-    and on the shapes images that padding was a fifth of the network's
-    work. The base rate is halved with the batch (0.01; 0.02 at one image
-    per step trained worse, as did 0.006), with a step decay at 75% of the
-    run as in py-faster-rcnn's solvers. :func:`run_demo` also scales the
-    images to a shorter side of 224 px (``Config.toy``: 256), which makes
-    a step about 30% cheaper; at 256 px the 2450 steps that fit the same
-    time reached 0.93 and 0.90.
+    and on the shapes images that padding is a fifth of the network's
+    work. The base rate is halved with the batch (0.01; at one image per
+    step 0.02 and 0.006 both trained worse), with a step decay at 75% of
+    the run as in py-faster-rcnn's solvers. :func:`run_demo` also scales
+    the images to a shorter side of 224 px (``Config.toy``: 256): a step
+    costs three quarters as much per image, so more images fit the time.
     """
     from ..train import TrainConfig
-    options = dict(iterations=3300, batch_size=1, lr=0.01, warmup_iterations=100,
+    options = dict(iterations=2700, batch_size=1, lr=0.01, warmup_iterations=100,
                    lr_steps=(0.75,), seed=seed, flip=True,
                    eval_every=0, checkpoint_every=500)
     if minutes is not None:
