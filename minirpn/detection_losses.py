@@ -50,14 +50,10 @@ def rpn_losses(scores, deltas, labels, bbox_targets, sigma=3.0):
     """
     xp = get_array_module(scores)
     labels = xp.asarray(labels, dtype=xp.int64)
-    cls_loss, cls_cache = F.softmax_cross_entropy_forward(scores, labels, ignore_index=-1)
     positive = (labels == 1).astype(deltas.dtype)[:, None]
-    weights = xp.broadcast_to(positive, deltas.shape).copy()
-    num_sampled = max(int((labels >= 0).sum()), 1)
-    box_loss, box_cache = F.smooth_l1_forward(
-        deltas, bbox_targets.astype(deltas.dtype), weights, sigma=sigma,
-        normalizer=float(num_sampled))
-    return cls_loss, box_loss, (cls_cache, box_cache)
+    weights = xp.broadcast_to(positive, deltas.shape)
+    return _loss_pair(scores, labels, deltas, bbox_targets, weights, sigma,
+                      num_sampled=int((labels >= 0).sum()))
 
 
 def rpn_losses_backward(cache, dcls=1.0, dbox=1.0):
@@ -92,12 +88,18 @@ def head_losses(class_scores, box_deltas, labels, bbox_targets, bbox_weights,
     """
     xp = get_array_module(class_scores)
     labels = xp.asarray(labels, dtype=xp.int64)
-    cls_loss, cls_cache = F.softmax_cross_entropy_forward(class_scores, labels)
-    num_sampled = max(int(labels.shape[0]), 1)
+    return _loss_pair(class_scores, labels, box_deltas, bbox_targets, bbox_weights,
+                      sigma, num_sampled=int(labels.shape[0]))
+
+
+def _loss_pair(scores, labels, deltas, targets, weights, sigma, num_sampled):
+    """Both stages' pair: softmax cross-entropy over the labelled rows (-1
+    ignored) and smooth L1 on the weighted deltas, divided by the number of
+    sampled rows (at least 1)."""
+    cls_loss, cls_cache = F.softmax_cross_entropy_forward(scores, labels, ignore_index=-1)
     box_loss, box_cache = F.smooth_l1_forward(
-        box_deltas, bbox_targets.astype(box_deltas.dtype),
-        bbox_weights.astype(box_deltas.dtype), sigma=sigma,
-        normalizer=float(num_sampled))
+        deltas, targets.astype(deltas.dtype), weights.astype(deltas.dtype),
+        sigma=sigma, normalizer=float(max(num_sampled, 1)))
     return cls_loss, box_loss, (cls_cache, box_cache)
 
 
