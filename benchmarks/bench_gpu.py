@@ -8,8 +8,9 @@ In one process, on one 600x1000 image:
   ``torchvision.ops`` / ``torch.nn.functional.conv2d`` when torch is there;
 - a training step (zero_grad, forward, backward) and a detect of the toy and
   paper configs, against torchvision's ``FasterRCNN`` built the same way
-  (:func:`torchvision_like`: same backbone widths, anchors, pre/post-NMS
-  counts, sampler sizes and head width; ``MultiScaleRoIAlign`` on one level);
+  (``torchvision_same_config.py``: same backbone widths, anchors,
+  pre/post-NMS counts, sampler sizes and head width; ``MultiScaleRoIAlign``
+  on one level);
 - the step-through stages of the paper config on the GPU, each between two
   device synchronisations (CuPy runs asynchronously);
 - with ``--cpu``, the toy config on the CPU too.
@@ -71,55 +72,11 @@ def timer(sync):
 
 # ---- torchvision, built like minirpn's configs ---------------------------------------
 def torchvision_like(config, device):
-    """torchvision's FasterRCNN with ``config``'s backbone widths (3x3 convs
-    with ReLU, 2x2 max-pools), anchors (sizes ``stride * scale``, the same
-    ratios, one level), pre/post-NMS counts, NMS and IoU thresholds, sampler
-    sizes, RoI output size and head width (two FC layers), RoI Align on
-    the one feature map (``MultiScaleRoIAlign``), and the same pixel
-    normalisation at the same image scale."""
-    import torch
-    from torch import nn
-    from torchvision.models.detection import FasterRCNN as TVFasterRCNN
-    from torchvision.models.detection.faster_rcnn import FastRCNNPredictor, TwoMLPHead
-    from torchvision.models.detection.rpn import AnchorGenerator
-    from torchvision.ops import MultiScaleRoIAlign
-
-    layers, channels = [], 3
-    for spec in config.backbone_channels:
-        if spec == "M":
-            layers.append(nn.MaxPool2d(2, 2))
-        else:
-            layers += [nn.Conv2d(channels, spec, 3, padding=1), nn.ReLU(inplace=True)]
-            channels = spec
-    backbone = nn.Sequential(*layers)
-    backbone.out_channels = channels
-    anchors = AnchorGenerator(
-        sizes=(tuple(float(config.stride * s) for s in config.anchor_scales),),
-        aspect_ratios=(tuple(float(r) for r in config.anchor_ratios),))
-    size = config.roi_output_size
-    pool = MultiScaleRoIAlign(["0"], output_size=size, sampling_ratio=config.roi_sampling_ratio)
-    classes = config.num_classes + 1
-    model = TVFasterRCNN(
-        backbone, num_classes=None, rpn_anchor_generator=anchors, box_roi_pool=pool,
-        box_head=TwoMLPHead(channels * size * size, config.head_hidden),
-        box_predictor=FastRCNNPredictor(config.head_hidden, classes),
-        min_size=config.target_size, max_size=config.max_size,
-        image_mean=[m / 255 for m in config.pixel_mean],
-        image_std=[s / 255 for s in config.pixel_std],
-        rpn_pre_nms_top_n_train=config.rpn_pre_nms_top_n_train,
-        rpn_post_nms_top_n_train=config.rpn_post_nms_top_n_train,
-        rpn_pre_nms_top_n_test=config.rpn_pre_nms_top_n_test,
-        rpn_post_nms_top_n_test=config.rpn_post_nms_top_n_test,
-        rpn_nms_thresh=config.rpn_nms_threshold,
-        rpn_fg_iou_thresh=config.rpn_positive_iou, rpn_bg_iou_thresh=config.rpn_negative_iou,
-        rpn_batch_size_per_image=config.rpn_batch_size,
-        rpn_positive_fraction=config.rpn_positive_fraction,
-        box_score_thresh=config.score_threshold, box_nms_thresh=config.nms_threshold,
-        box_detections_per_img=config.detections_per_image,
-        box_fg_iou_thresh=config.roi_positive_iou, box_bg_iou_thresh=config.roi_negative_iou,
-        box_batch_size_per_image=config.roi_batch_size,
-        box_positive_fraction=config.roi_positive_fraction)
-    return model.to(device)
+    """torchvision's FasterRCNN built like ``config`` (the one construction of
+    :func:`torchvision_same_config.build_torchvision_faster_rcnn`, which
+    ``bench_model.py`` uses too), on ``device``."""
+    from torchvision_same_config import build_torchvision_faster_rcnn
+    return build_torchvision_faster_rcnn(config).to(device)
 
 
 def time_torchvision(config, image, target, repeat, torch):
