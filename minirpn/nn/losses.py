@@ -16,23 +16,12 @@ the upstream gradient of the scalar loss (1.0 when the loss is the
 objective itself; ``minirpn.detection_losses`` passes each term's weight).
 """
 
-import numpy
-
 from ..backend import get_array_module
-from ..checks import (check_array, check_float_array, check_same_dtype,
-                      deferrable, first_bad_row)
+from ..checks import (check_array, check_float_array, check_positive_number,
+                      check_same_dtype, deferrable, first_bad_row)
 
 __all__ = ['softmax_cross_entropy_forward', 'softmax_cross_entropy_backward',
            'smooth_l1_forward', 'smooth_l1_backward']
-
-
-def _check_positive(value, name):
-    if isinstance(value, bool) or not isinstance(
-            value, (int, float, numpy.integer, numpy.floating)):
-        raise TypeError(f"{name} must be a positive number, got {value!r}")
-    if not float(value) > 0.0 or not numpy.isfinite(float(value)):
-        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
-    return float(value)
 
 
 def _upstream(dout, dtype, xp):
@@ -175,8 +164,8 @@ def smooth_l1_forward(pred, target, weights, sigma=1.0, normalizer=1.0):
     check_float_array(target, "target", shape=pred.shape)
     check_float_array(weights, "weights", shape=pred.shape)
     check_same_dtype("pred", pred, target=target, weights=weights)
-    sigma = _check_positive(sigma, "sigma")
-    normalizer = _check_positive(normalizer, "normalizer")
+    sigma = check_positive_number(sigma, "sigma")
+    normalizer = check_positive_number(normalizer, "normalizer")
     xp = get_array_module(pred, target, weights)
     s = sigma * sigma
     d = pred - target
