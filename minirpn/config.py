@@ -22,11 +22,6 @@ VGG16_CHANNELS = (64, 64, "M", 128, 128, "M", 256, 256, 256, "M",
 #: the demo trains it from scratch in minutes on two cores).
 TOY_CHANNELS = (16, "M", 32, "M", 64, "M", 128)
 
-#: Fields renamed since checkpoints were first written: old name -> new one.
-#: ``roi_bg_iou`` was the pair (negative_iou_floor, negative_iou).
-_RENAMED = {"roi_fg_iou": "roi_positive_iou"}
-
-
 def feature_stride(channels):
     """Stride of a VGG-style stack: 2 to the number of 2x2 max-pools ("M")."""
     return 2 ** sum(1 for spec in channels if spec == "M")
@@ -280,8 +275,12 @@ class Config:
 
 
 def _upgrade(values):
-    """An older checkpoint's config dict with today's field names."""
-    values = {_RENAMED.get(k, k): v for k, v in values.items()}
+    """An older checkpoint's config dict with today's field names:
+    ``roi_fg_iou`` became ``roi_positive_iou``, and the pair ``roi_bg_iou``
+    = (lo, hi) became ``roi_negative_iou_floor`` and ``roi_negative_iou``."""
+    values = dict(values)
+    if "roi_fg_iou" in values:
+        values["roi_positive_iou"] = values.pop("roi_fg_iou")
     if "roi_bg_iou" in values:
         values["roi_negative_iou_floor"], values["roi_negative_iou"] = values.pop("roi_bg_iou")
     return values
