@@ -326,10 +326,7 @@ class FasterRCNN(Module):
             ``boxes`` (D, 4) float, ``scores`` (D,) float, ``labels`` (D,)
             int64 in 1..C, sorted by score.
         """
-        self.eval()
-        batch = self.preprocess(images)
-        features = self.features(batch.images, keep_cache=False)
-        proposals = self.proposals(self.rpn_outputs(features), batch, training=False)
+        batch, features, proposals = self._run_to_proposals(images, training=False)
         rois = [p.boxes for p in proposals]
         heads = self.head_outputs(self.roi_head.crop(features, batch_rois(rois))[0], rois)
         self.clear_caches()
@@ -363,12 +360,16 @@ class FasterRCNN(Module):
         ``rpn_post_nms_top_n_test`` (``_train`` with ``training=True``); the
         network runs in eval mode either way, its caches cleared after.
         """
+        batch, _, proposals = self._run_to_proposals(images, training)
+        self.clear_caches()
+        return [batch.to_original(i, p.boxes) for i, p in enumerate(proposals)]
+
+    def _run_to_proposals(self, images, training):
+        """Eval mode, no caches for backward: (batch, features, Proposals per image)."""
         self.eval()
         batch = self.preprocess(images)
         features = self.features(batch.images, keep_cache=False)
-        proposals = self.proposals(self.rpn_outputs(features), batch, training)
-        self.clear_caches()
-        return [batch.to_original(i, p.boxes) for i, p in enumerate(proposals)]
+        return batch, features, self.proposals(self.rpn_outputs(features), batch, training)
 
     def clear_caches(self):
         """Drop every module's forward cache (frees the activations)."""
