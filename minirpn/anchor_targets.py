@@ -32,9 +32,8 @@ import numpy
 from .anchor_explanations import Reason, explain_anchor, label_counts, summarize
 from .backend import get_array_module
 from .checks import (check_image_size, check_iou_thresholds, check_non_negative_number,
-                     check_positive_area, check_positive_int, check_probability,
-                     check_rng)
-from .ops import check_boxes, encode_boxes
+                     check_positive_int, check_probability, check_rng)
+from .ops import check_boxes, check_positive_area, encode_boxes
 from .sampling import match_boxes, sample_balanced
 
 __all__ = ["Reason", "AnchorTargetConfig", "SamplingStats", "AnchorLabels",

@@ -18,7 +18,7 @@ __all__ = ["check_array", "check_float_array", "check_same_dtype",
            "check_probability", "check_positive_int", "check_image_size",
            "check_non_negative_int", "check_positive_number",
            "check_non_negative_number", "check_index", "check_rng",
-           "check_iou_thresholds", "check_positive_area",
+           "check_iou_thresholds",
            "check_class_labels", "format_shape", "first_bad_row", "passes",
            "deferrable", "deferred_device_checks", "check_finite_outputs"]
 
@@ -319,18 +319,6 @@ def check_iou_thresholds(positive_iou, negative_iou, negative_iou_floor=None):
         raise ValueError(f"negative_iou_floor must be <= negative_iou, got "
                          f"negative_iou_floor={floor} > negative_iou={negative}")
     return positive, negative, floor
-
-
-@deferrable
-def check_positive_area(boxes, name):
-    """Refuse a (K, 4) box with zero width or height (its regression target
-    would need log(0)); the boxes are otherwise valid (``ops.check_boxes``)."""
-    flat = (boxes[:, 2] <= boxes[:, 0]) | (boxes[:, 3] <= boxes[:, 1])
-    row = first_bad_row(flat)
-    if row is not None:
-        corners = numpy.asarray(boxes[row].tolist()).tolist()
-        raise ValueError(f"{name} row {row} has zero width or height, so no area "
-                         f"(its regression target would need log(0)): {corners}")
 
 
 @deferrable

@@ -45,10 +45,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from .backend import get_array_module
-from .checks import (check_class_labels, check_iou_thresholds, check_positive_number,
-                     check_positive_area, check_positive_int, check_probability,
-                     check_rng, check_same_dtype)
-from .ops import check_boxes, encode_boxes, stds_to_weights
+from .checks import (check_class_labels, check_iou_thresholds, check_positive_int,
+                     check_positive_number, check_probability, check_rng,
+                     check_same_dtype)
+from .ops import check_boxes, check_positive_area, encode_boxes, stds_to_weights
 from .sampling import match_boxes, sample_balanced
 
 __all__ = ["sample_proposals", "ProposalTargets"]

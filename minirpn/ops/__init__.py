@@ -7,12 +7,12 @@ plain-loop definitions of IoU and NMS (``box_iou_reference``,
 ``nms_reference``) that the fast numba versions are tested to match.
 """
 from .box_coder import BBOX_XFORM_CLIP, decode_boxes, encode_boxes, stds_to_weights
-from .boxes import box_area, box_iou, check_boxes, clip_boxes, \
+from .boxes import box_area, box_iou, check_boxes, check_positive_area, clip_boxes, \
     remove_small_boxes
 from .nms import batched_nms, nms
 from .reference import box_iou_reference, nms_reference, pair_iou_reference
 
-__all__ = ["check_boxes", "box_area", "box_iou", "clip_boxes",
+__all__ = ["check_boxes", "check_positive_area", "box_area", "box_iou", "clip_boxes",
            "remove_small_boxes", "nms", "batched_nms", "encode_boxes",
            "decode_boxes", "stds_to_weights", "BBOX_XFORM_CLIP",
            "pair_iou_reference", "box_iou_reference", "nms_reference"]

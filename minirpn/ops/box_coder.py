@@ -15,7 +15,7 @@ import math
 
 from ..backend import get_array_module
 from ..checks import check_float_array, check_same_dtype, deferrable, first_bad_row
-from .boxes import _format_row, check_boxes
+from .boxes import _format_row, check_boxes, check_positive_area
 
 __all__ = ["encode_boxes", "decode_boxes", "stds_to_weights", "BBOX_XFORM_CLIP"]
 
@@ -44,16 +44,6 @@ def _centres(boxes):
     w = boxes[:, 2] - boxes[:, 0]
     h = boxes[:, 3] - boxes[:, 1]
     return w, h, boxes[:, 0] + 0.5 * w, boxes[:, 1] + 0.5 * h
-
-
-@deferrable
-def _check_positive_size(boxes, name, w, h):
-    """log(w / w_a) needs w > 0 and w_a > 0: name the first zero-size row."""
-    row = first_bad_row((w <= 0) | (h <= 0))
-    if row is not None:
-        raise ValueError(
-            f"{name} row {row} has zero width or height (cannot be encoded, "
-            f"log(0)): {_format_row(boxes[row])}")
 
 
 def encode_boxes(reference, target, weights=(1.0, 1.0, 1.0, 1.0)):
@@ -93,8 +83,8 @@ def encode_boxes(reference, target, weights=(1.0, 1.0, 1.0, 1.0)):
     xp = get_array_module(reference, target)
     rw, rh, rx, ry = _centres(reference)
     tw, th, tx, ty = _centres(target)
-    _check_positive_size(reference, "reference", rw, rh)
-    _check_positive_size(target, "target", tw, th)
+    check_positive_area(reference, "reference")
+    check_positive_area(target, "target")
     return xp.stack([wx * (tx - rx) / rw,
                      wy * (ty - ry) / rh,
                      ww * xp.log(tw / rw),

@@ -17,7 +17,7 @@ from ..checks import (check_float_array, check_image_size, check_same_dtype, def
                       first_bad_row, passes)
 from ..jit import njit
 
-__all__ = ["check_boxes", "box_area", "box_iou", "clip_boxes",
+__all__ = ["check_boxes", "check_positive_area", "box_area", "box_iou", "clip_boxes",
            "remove_small_boxes"]
 
 
@@ -74,6 +74,17 @@ def check_boxes(boxes, name):
             "x2 < x1" if not x_ok[row] else "y2 < y1")
     raise ValueError(
         f"{name} row {row} has {what}: {_format_row(boxes[row])}")
+
+
+@deferrable
+def check_positive_area(boxes, name):
+    """Refuse a (K, 4) box of zero width or height, naming the first such
+    row: encoding it as a regression target (or against one) needs log(0).
+    The boxes must already pass :func:`check_boxes`."""
+    row = first_bad_row((boxes[:, 2] <= boxes[:, 0]) | (boxes[:, 3] <= boxes[:, 1]))
+    if row is not None:
+        raise ValueError(f"{name} row {row} has zero width or height (cannot be "
+                         f"encoded, log(0)): {_format_row(boxes[row])}")
 
 
 def box_area(boxes):
