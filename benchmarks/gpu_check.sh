@@ -68,14 +68,14 @@ EOF
 export PYTHON OUT
 export -f versions
 step versions 25 versions.log bash -c versions
-step gpu-tests 150 gpu-tests.log "$PYTHON" -m pytest tests/gpu -q -p no:randomly -rfEs --durations=8
+step gpu-tests 210 gpu-tests.log "$PYTHON" -m pytest tests/gpu -q -p no:randomly -rfEs --durations=8
 # TF32 on both sides, as torch's cuDNN convolutions are by default: the same
 # arithmetic in the comparison (CUPY_TF32 is CuPy's own switch; the tests
 # and the demo above and below run in plain float32)
-step bench 100 bench_gpu.log env CUPY_TF32=1 "$PYTHON" benchmarks/bench_gpu.py --quick
-# the demo gets what is left of 405 s (at least 110 s): training is capped at
+step bench 60 bench_gpu.log env CUPY_TF32=1 "$PYTHON" benchmarks/bench_gpu.py --quick
+# the demo gets what is left of 420 s (at least 110 s): training is capped at
 # 1.4 min, then dataset, numba compiles, evaluation and figures
-LEFT=$((405 - SECONDS)); [ "$LEFT" -lt 110 ] && LEFT=110
+LEFT=$((420 - SECONDS)); [ "$LEFT" -lt 110 ] && LEFT=110
 step demo "$LEFT" demo.log "$PYTHON" -m minirpn demo --backend cupy --minutes 1.4 --out "$OUT/demo"
 
 echo "=== summary (logs in $OUT)"
