@@ -1,13 +1,13 @@
-"""The fast paths give the results of the plain references: conv2d's three
+"""The fast paths give the results of the plain references: conv2d's four
 paths ("1x1", "im2col" — the one CuPy arrays take, run here on NumPy arrays —
-and "bands") against ``minirpn.nn.reference``; the max-pool and ReLU numba
+"bands" and "taps") against ``minirpn.nn.reference``; the max-pool and ReLU numba
 kernels against the ``xp`` code that CuPy arrays run. (box_iou and nms:
 tests/test_ops_boxes.py and tests/test_ops_nms.py; RoI Pool and RoI Align:
 tests/test_roi_pool.py and tests/test_roi_align.py.)"""
 import numpy as np
 import pytest
 
-from minirpn.nn import conv, conv_bands
+from minirpn.nn import conv, conv_bands, conv_taps
 from minirpn.nn.reference import conv2d_backward_reference, conv2d_forward_reference
 
 CASES = [  # x shape, w shape, stride, padding
@@ -22,8 +22,9 @@ CASES = [  # x shape, w shape, stride, padding
     ((1, 6, 5, 7), (9, 6, 1, 1), (2, 1), (0, 1)),     # 1x1 but strided: unrolled
 ]
 TOL = {np.float32: dict(rtol=1e-5, atol=1e-4), np.float64: dict(rtol=1e-11, atol=1e-11)}
-#: WHOLE_IM2COL_BYTES that sends every NumPy conv (but 1x1) down one path
-PATH_LIMITS = {"im2col": 1 << 62, "bands": 0}
+#: (WHOLE_IM2COL_BYTES, TAPS_MIN_CHANNELS) that send every NumPy conv (but
+#: 1x1) down one path ("taps" takes only stride 1: the others go "bands")
+PATH_LIMITS = {"im2col": (1 << 62, 1), "bands": (0, 1 << 30), "taps": (0, 1)}
 
 
 def conv_forward_backward(x, w, b, stride, padding, dy):
@@ -37,15 +38,19 @@ def conv_forward_backward(x, w, b, stride, padding, dy):
 def test_fast_paths_match_reference(xs, ws, stride, padding, band_bytes, dtype, rng,
                                     monkeypatch):
     monkeypatch.setattr(conv_bands, "_BAND_BYTES", band_bytes)
+    monkeypatch.setattr(conv_taps, "_BAND_BYTES", band_bytes)
     x, w = rng.standard_normal(xs).astype(dtype), rng.standard_normal(ws).astype(dtype)
     b = rng.standard_normal(ws[0]).astype(dtype)
     y, cache = conv2d_forward_reference(x, w, b, stride, padding)
     dy = rng.standard_normal(y.shape).astype(dtype)
     expected = (y,) + conv2d_backward_reference(dy, cache)
     one_by_one = ws[2:] == (1, 1) and stride == (1, 1) and padding == (0, 0)
-    for path, limit in PATH_LIMITS.items():
+    for path, (limit, min_channels) in PATH_LIMITS.items():
         monkeypatch.setattr(conv, "WHOLE_IM2COL_BYTES", limit)
+        monkeypatch.setattr(conv, "TAPS_MIN_CHANNELS", min_channels)
         taken, got = conv_forward_backward(x, w, b, stride, padding, dy)
+        if path == "taps" and stride != (1, 1):
+            path = "bands"
         assert taken == ("1x1" if one_by_one else path)
         for name, e, g in zip(("y", "dx", "dw", "db"), expected, got):
             assert g.dtype == dtype and g.shape == e.shape, (taken, name)
@@ -64,6 +69,12 @@ def test_numpy_path_caches_x_not_im2col_past_the_limit(rng, monkeypatch):
     monkeypatch.setattr(conv, "WHOLE_IM2COL_BYTES", im2col_bytes - 1)
     _, cache = conv.conv2d_forward(x, w, b, 1, 1)
     assert cache.path == "bands" and cache.x is x and cache.cols is None  # large: x only
+    monkeypatch.setattr(conv, "TAPS_MIN_CHANNELS", 4)
+    _, cache = conv.conv2d_forward(x, w, b, 1, 1)
+    assert cache.path == "taps" and cache.x is x and cache.cols is None  # 4 channels: taps
+    monkeypatch.setattr(conv, "WHOLE_IM2COL_BYTES", 0)
+    _, cache = conv.conv2d_forward(x, w, b, 2, 1)
+    assert cache.path == "bands"  # taps needs stride 1
 
 
 # ---------------------------------------------------------------- max-pool

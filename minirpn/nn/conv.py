@@ -31,7 +31,7 @@ take a faster col2im, :func:`_dx_stride1`; 1x1 stride-1 unpadded convs
 (the RPN heads) need no unrolling at all.
 
 The plain definition is :func:`minirpn.nn.reference.conv2d_forward_reference`
-(one einsum per kernel offset; read it first). The three fast paths here
+(one einsum per kernel offset; read it first). The four fast paths here
 give its results up to rounding (``tests/test_fast_paths.py``, float32 and
 float64), and :func:`_choose_path` picks one per call:
 
@@ -45,7 +45,11 @@ float64), and :func:`_choose_path` picks one per call:
   buffer. It caches only x (which the layer before holds anyway) and
   rebuilds the bands in the backward pass, so training memory grows like
   the activations instead of like the (K + 1, P) matrices (1.4 GB for
-  VGG16's conv1_2 at 600x1000).
+  VGG16's conv1_2 at 600x1000);
+- ``"taps"``: :mod:`.conv_taps`, the NumPy path for large maps at stride 1
+  with at least ``TAPS_MIN_CHANNELS`` input channels (every VGG16 layer
+  but conv1_1): one product per kernel tap summed in place, no unrolling
+  at all. It caches only x, as ``"bands"`` does.
 """
 from typing import Any, NamedTuple, Optional, Tuple
 
@@ -54,20 +58,22 @@ import numpy as np
 from ..backend import get_array_module
 from ..checks import check_float_array, check_same_dtype
 from .conv_bands import conv2d_backward_bands, conv2d_forward_bands
+from .conv_taps import conv2d_backward_taps, conv2d_forward_taps
 from .layer_checks import check_float_rank, int_pair
 
-__all__ = ["conv2d_forward", "conv2d_backward", "ConvCache", "WHOLE_IM2COL_BYTES"]
+__all__ = ["conv2d_forward", "conv2d_backward", "ConvCache", "WHOLE_IM2COL_BYTES",
+           "TAPS_MIN_CHANNELS"]
 
 
 class ConvCache(NamedTuple):
     """What :func:`conv2d_backward` needs from :func:`conv2d_forward`."""
-    path: str                      # "1x1", "im2col" or "bands": see _choose_path
+    path: str                      # "1x1", "im2col", "bands" or "taps": see _choose_path
     w: Any                         # (F, C, KH, KW) filters
     x_shape: Tuple[int, ...]       # (N, C, H, W)
     stride: Tuple[int, int]        # (SH, SW)
     padding: Tuple[int, int]       # (PH, PW)
     out_size: Tuple[int, int]      # (OH, OW)
-    x: Optional[Any] = None        # "1x1", "bands": the input itself (no copy)
+    x: Optional[Any] = None        # "1x1", "bands", "taps": the input itself (no copy)
     cols: Optional[Any] = None     # "im2col": (K + 1, P) matrix, ones in its last row
 
 
@@ -189,6 +195,11 @@ def _from_nchw(dy):
 #: near the activations (VGG16's conv1_2 at 600x1000 would need 1.4 GB).
 WHOLE_IM2COL_BYTES = 32 << 20
 
+#: Fewest input channels for the "taps" path: its products have C as their
+#: inner size, which BLAS runs slowly when small (conv1_1's C = 3 takes the
+#: "bands" path).
+TAPS_MIN_CHANNELS = 16
+
 
 def _im2col_bytes(x, w, OH, OW):
     """Size of the (C*KH*KW + 1, N*OH*OW) im2col matrix of x."""
@@ -197,11 +208,13 @@ def _im2col_bytes(x, w, OH, OW):
 
 
 def _choose_path(x, w, stride, padding, out_size):
-    """Which of the three fast paths computes this conv (all give the
+    """Which of the four fast paths computes this conv (all give the
     reference's results; they differ in speed and memory)."""
     if w.shape[2:] == (1, 1) and stride == (1, 1) and padding == (0, 0):
         return "1x1"     # a per-pixel linear map: nothing to unroll
     if isinstance(x, np.ndarray) and _im2col_bytes(x, w, *out_size) > WHOLE_IM2COL_BYTES:
+        if stride == (1, 1) and x.shape[1] >= TAPS_MIN_CHANNELS:
+            return "taps"  # large, stride 1, not thin: no unrolling, cache x only
         return "bands"   # too big to unroll whole: band by band, cache x only
     return "im2col"      # small maps (one BLAS product each way), and CuPy arrays
 
@@ -210,7 +223,7 @@ def conv2d_forward(x, w, b, stride=1, padding=0):
     """2-D convolution forward: ``y = w * x + b`` (cross-correlation).
 
     The results of :func:`minirpn.nn.reference.conv2d_forward_reference`
-    (up to rounding), by the fastest of three paths (:func:`_choose_path`).
+    (up to rounding), by the fastest of four paths (:func:`_choose_path`).
 
     Shapes: N batch, C input channels, H x W input, F filters, KH x KW
     kernel, OH = (H + 2*pad_h - KH) // stride_h + 1, OW likewise.
@@ -260,6 +273,9 @@ def conv2d_forward(x, w, b, stride=1, padding=0):
     if path == "bands":
         y = conv2d_forward_bands(x, w, b, stride, padding, (OH, OW))
         return y, ConvCache(path, x=x, **geometry)
+    if path == "taps":
+        y = conv2d_forward_taps(x, w, b, padding, (OH, OW))
+        return y, ConvCache(path, x=x, **geometry)
     cols = _im2col(x, (KH, KW), stride, padding, (OH, OW))
     y2 = xp.concatenate([w.reshape(F, -1), b[:, None]], axis=1) @ cols
     return _to_nchw(y2, N, F, OH, OW), ConvCache(path, cols=cols, **geometry)
@@ -300,6 +316,8 @@ def conv2d_backward(dy, cache, need_dx=True):
         return dx, dw.reshape(w.shape), dy3.sum(axis=(0, 2))
     if cache.path == "bands":
         return conv2d_backward_bands(dy, cache.x, w, cache.stride, cache.padding, need_dx)
+    if cache.path == "taps":
+        return conv2d_backward_taps(dy, cache.x, w, cache.padding, need_dx)
     cols, x_shape, stride, padding = cache.cols, cache.x_shape, cache.stride, cache.padding
     dy2 = _from_nchw(dy)
     # (K+1, P) @ (P, F) runs faster in BLAS than (F, P) @ (P, K+1) for small F.
