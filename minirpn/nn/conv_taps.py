@@ -25,8 +25,7 @@ matrix multiplication") and Anderson et al. 2017 ("Low-memory GEMM-based
 convolution algorithms for deep neural networks"). Against
 :mod:`.conv_bands` it skips the unrolling, a serial copy of KH*KW times the
 input that BLAS then reads back; on 2 cores the paper network's
-convolutions take about 6% less time in a training step and a detect about
-5-10% less (figures in benchmarks/README.md). The products have only C (or
+training step takes about 6% less time (figures in benchmarks/README.md). The products have only C (or
 F) as their inner size, so thin inputs (an RGB image) and small maps stay
 on the other paths (:func:`minirpn.nn.conv._choose_path`).
 
