@@ -21,9 +21,9 @@ needs no code of its own; gathering the windows into a contiguous
 That is the path of CuPy arrays (and the readable statement of the layer).
 
 NumPy arrays take two numba kernels instead, :func:`_pool_forward_kernel`
-and :func:`_pool_backward_kernel` (serial, like the conv kernels): one pass
-over x for the max and its first arg-max together (the offset loop above
-reads x KH*KW times twice), and one scatter of dy. The offset loop stays
+and :func:`_pool_backward_kernel` (serial, like the conv kernels): the max
+and its first arg-max together, one output row at a time (the offset loop
+above reads x KH*KW times twice), and one scatter of dy. The offset loop stays
 as the reference they are tested against.
 """
 import numpy as np
@@ -49,23 +49,42 @@ def _window_views(x, kernel, stride, out_size):
             for i in range(KH) for j in range(KW)]
 
 
+@njit(error_model="numpy", inline="always")
+def _update_row(row, best, at, j, offset, SW, OW):
+    """Fold window offset (i, j) (``row`` is input row ``oh*SH + i``) into
+    one output row's running maximum ``best`` and its offset ``at``: strict
+    ``>`` keeps the first maximum, and the first NaN wins over numbers."""
+    for ow in range(OW):
+        v, b = row[ow * SW + j], best[ow]
+        take = v > b or (v != v and b == b)
+        best[ow] = v if take else b
+        at[ow] = offset if take else at[ow]
+
+
 @njit(error_model="numpy")
 def _pool_forward_kernel(x, KH, KW, SH, SW, y, arg):
     """y, arg (P, OH, OW) of x (P, H, W): the max of each window and the
-    row-major offset of its first maximum (of its first NaN, if any)."""
+    row-major offset of its first maximum (of its first NaN, if any).
+
+    One output row at a time, offset by offset, so that the inner loop runs
+    along a row. With the stride a constant (2, as in VGG16) LLVM
+    vectorises that loop: 8x faster on VGG16's pool1 at 600x1000 than a
+    loop over windows (benchmarks/README.md)."""
     OH, OW = y.shape[1:]
     for p in range(x.shape[0]):
         for oh in range(OH):
+            best, at, first = y[p, oh], arg[p, oh], x[p, oh * SH]
             for ow in range(OW):
-                best = x[p, oh * SH, ow * SW]
-                at = 0
-                for i in range(KH):
-                    for j in range(KW):
-                        v = x[p, oh * SH + i, ow * SW + j]
-                        if v > best or (np.isnan(v) and not np.isnan(best)):
-                            best, at = v, i * KW + j
-                y[p, oh, ow] = best
-                arg[p, oh, ow] = at
+                best[ow], at[ow] = first[ow * SW], 0
+            for i in range(KH):
+                row = x[p, oh * SH + i]
+                for j in range(KW):
+                    if i == 0 and j == 0:
+                        continue
+                    if SW == 2:  # the same loop, with a stride LLVM can see
+                        _update_row(row, best, at, j, i * KW + j, 2, OW)
+                    else:
+                        _update_row(row, best, at, j, i * KW + j, SW, OW)
 
 
 @njit(error_model="numpy")
