@@ -151,13 +151,15 @@ def _kernel_arg(x):
     return x
 
 
-def _stream_ptr(args):
-    """The handle of CuPy's current stream (0 for the default stream, which
-    is also CuPy's unless the caller chose another)."""
+def _device_and_stream(args):
+    """CuPy's current device and the handle of its current stream (0 for
+    the default stream, which is also CuPy's unless the caller chose
+    another); (None, 0) when no argument is a CuPy array."""
     for x in args:
         if type(x).__module__.split(".")[0] == "cupy":
-            return sys.modules["cupy"].cuda.get_current_stream().ptr
-    return 0
+            cuda = sys.modules["cupy"].cuda
+            return cuda.runtime.getDevice(), cuda.get_current_stream().ptr
+    return None, 0
 
 
 def _numba_stream(ptr):
@@ -186,18 +188,20 @@ def launch(kernel, blocks, threads, *args, shared_bytes=0):
     if simulated():
         kernel[blocks, threads, 0, shared_bytes](*args)
         return
-    key = (kernel, argument_key(args))
+    device, stream = _device_and_stream(args)
+    # a compiled kernel belongs to one device's context: the device is in the key
+    key = (kernel, device, argument_key(args))
     fast = _launchers.get(key)
     if fast is not None:
-        fast(blocks, threads, _stream_ptr(args), shared_bytes, args)
+        fast(blocks, threads, stream, shared_bytes, args)
         return
     numba_args = [_kernel_arg(a) for a in args]
-    kernel[blocks, threads, _numba_stream(_stream_ptr(args)), shared_bytes](*numba_args)
+    kernel[blocks, threads, _numba_stream(stream), shared_bytes](*numba_args)
     if key not in _launchers:  # numba has compiled it now: the next call is fast
         _launchers[key] = launcher(kernel, numba_args, _numba_stream)
 
 
-#: (kernel, argument_key) -> the compiled launch of compiled_launch.launcher,
+#: (kernel, device, argument_key) -> the launch of compiled_launch.launcher,
 #: or None where numba's own launch must be used
 _launchers = {}
 
