@@ -89,11 +89,13 @@ def conv2d_forward_taps(x, w, b, padding, out_size):
         xrows = _padded_rows(x[n], padding)
         for r0, r1 in _bands(OH, rows):
             out = wide[:, :(r1 - r0) * Wp]
-            out[...] = b[:, None]
             for i in range(KH):
-                for j in range(KW):
-                    gemm_add(taps[i, j], _window(xrows, r0, r1, i, j, Wp), out)
-            y[n, :, r0:r1] = out.reshape(F, r1 - r0, Wp)[:, :, :OW]
+                for j in range(KW):  # the first product overwrites: beta = 0
+                    gemm_add(taps[i, j], _window(xrows, r0, r1, i, j, Wp), out,
+                             beta=0.0 if i == j == 0 else 1.0)
+            # drop the junk columns and add the bias in one pass
+            np.add(out.reshape(F, r1 - r0, Wp)[:, :, :OW], b[:, None, None],
+                   out=y[n, :, r0:r1])
     return y
 
 
