@@ -172,9 +172,9 @@ def launch(kernel, blocks, threads, *args, shared_bytes=0):
 
     The first launch for a kernel and kind of arguments goes through numba
     (which compiles it); later ones through
-    :func:`.compiled_launch.launcher`, without numba's per-call typing
-    (about 107 us of host time per launch on an H100). Under the simulator
-    every launch is numba's.
+    :func:`.compiled_launch.launcher`, without numba's per-call typing:
+    14 us of host time per launch instead of 108 us on an H100. Under the
+    simulator every launch is numba's.
 
     Parameters
     ----------
