@@ -57,3 +57,7 @@ def test_refuses_mismatched_shapes_dtypes_and_strides():
         gemm_add(np.ones((4, 6))[::2, ::2], b, c)
     with pytest.raises(ValueError, match="row-major"):
         gemm_add(a, b, np.zeros((4, 8))[::2, ::2])
+    with pytest.raises(TypeError, match="native float32 or float64"):
+        gemm_add(a.astype(">f8"), b.astype(">f8"), c.astype(">f8"))
+    with pytest.raises(TypeError, match="native float32 or float64"):
+        gemm_add(a.astype(np.float16), b.astype(np.float16), c.astype(np.float16))

@@ -66,7 +66,7 @@ def gemm_add(a, b, c, beta=1.0):
 
     Parameters
     ----------
-    a : ndarray, (M, K) float32 or float64
+    a : ndarray, (M, K) float32 or float64, native byte order
     b : ndarray, (K, N), dtype of a
     c : ndarray, (M, N), dtype of a, written in place
         Each a 2-D view with a unit stride along one axis and any stride
@@ -81,6 +81,8 @@ def gemm_add(a, b, c, beta=1.0):
     if b.shape != (k, n) or c.shape[0] != m or not a.dtype == b.dtype == c.dtype:
         raise ValueError(f"gemm_add needs (M, K) @ (K, N) -> (M, N) of one dtype, got "
                          f"{a.shape} {a.dtype}, {b.shape} {b.dtype}, {c.shape} {c.dtype}")
+    if a.dtype not in _CALL or not a.dtype.isnative:
+        raise TypeError(f"gemm_add takes native float32 or float64 arrays, got {a.dtype}")
     if c.shape[1] > 1 and c.strides[1] != c.itemsize:
         raise ValueError(f"gemm_add writes into a row-major view, got strides {c.strides}")
     if min(m, n, k) == 0:
