@@ -36,6 +36,7 @@ cached for the backward pass, as in :mod:`.conv_bands`. NumPy arrays only.
 import numpy as np
 
 from .blas import gemm_add
+from .conv_bands import _bands
 
 __all__ = ["conv2d_forward_taps", "conv2d_backward_taps"]
 
@@ -47,10 +48,6 @@ _BAND_BYTES = 8 << 20
 def _band_rows(channels, Wp, itemsize):
     """Output rows per band: (C + F) * rows * Wp elements in _BAND_BYTES."""
     return max(1, _BAND_BYTES // (channels * Wp * itemsize))
-
-
-def _bands(OH, rows):
-    return [(r0, min(OH, r0 + rows)) for r0 in range(0, OH, rows)]
 
 
 def _padded_rows(image, padding):
