@@ -20,10 +20,16 @@ CASES = [  # x shape, w shape, stride, padding
     ((1, 3, 4, 4), (2, 3, 4, 4), (1, 1), (0, 0)),     # kernel = whole input
     ((2, 6, 5, 7), (3, 6, 1, 1), (1, 1), (0, 0)),     # the "1x1" path
     ((1, 6, 5, 7), (9, 6, 1, 1), (2, 1), (0, 1)),     # 1x1 but strided: unrolled
+    # stride 1 and OW = W (2*pad_w = KW - 1): "taps" can take these
+    ((1, 4, 9, 10), (6, 4, 5, 3), (1, 1), (1, 1)),    # OH < H: rows fall off
+    ((2, 3, 6, 5), (2, 3, 3, 5), (1, 1), (4, 2)),     # pad_h > KH - 1: bias-only rows
+    ((1, 5, 7, 2), (3, 5, 3, 5), (1, 1), (1, 2)),     # W < KW: every column an edge
+    ((1, 4, 6, 8), (5, 4, 3, 1), (1, 1), (1, 0)),     # KW = 1: no edge columns
 ]
 TOL = {np.float32: dict(rtol=1e-5, atol=1e-4), np.float64: dict(rtol=1e-11, atol=1e-11)}
 #: (WHOLE_IM2COL_BYTES, TAPS_MIN_CHANNELS) that send every NumPy conv (but
-#: 1x1) down one path ("taps" takes only stride 1: the others go "bands")
+#: 1x1) down one path ("taps" takes only stride 1 with OW = W: the others
+#: go "bands")
 PATH_LIMITS = {"im2col": (1 << 62, 1), "bands": (0, 1 << 30), "taps": (0, 1)}
 
 
@@ -49,7 +55,7 @@ def test_fast_paths_match_reference(xs, ws, stride, padding, band_bytes, dtype, 
         monkeypatch.setattr(conv, "WHOLE_IM2COL_BYTES", limit)
         monkeypatch.setattr(conv, "TAPS_MIN_CHANNELS", min_channels)
         taken, got = conv_forward_backward(x, w, b, stride, padding, dy)
-        if path == "taps" and stride != (1, 1):
+        if path == "taps" and not (stride == (1, 1) and conv_taps.same_width(ws, padding)):
             path = "bands"
         assert taken == ("1x1" if one_by_one else path)
         for name, e, g in zip(("y", "dx", "dw", "db"), expected, got):

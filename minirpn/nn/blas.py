@@ -3,8 +3,8 @@
 ``numpy.matmul`` writes into ``out`` but cannot add to it, and SciPy's
 ``scipy.linalg.blas.sgemm`` copies any operand that is not contiguous. The
 shifted-tap convolution of :mod:`.conv_taps` needs both: nine products
-summed into one buffer, each reading a window of the padded input whose
-rows are longer than the window. BLAS's ``gemm`` does exactly that
+summed into one band of the output, each reading a window of the input,
+and both views' rows are longer than the view. BLAS's ``gemm`` does exactly that
 (``C = alpha * op(A) @ op(B) + beta * C`` with leading dimensions lda,
 ldb, ldc), so this module calls it through SciPy's documented raw BLAS
 function pointers (``scipy.linalg.cython_blas``, the interface Cython code

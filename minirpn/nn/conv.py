@@ -47,9 +47,11 @@ float64), and :func:`_choose_path` picks one per call:
   the activations instead of like the (K + 1, P) matrices (1.4 GB for
   VGG16's conv1_2 at 600x1000);
 - ``"taps"``: :mod:`.conv_taps`, the NumPy path for large maps at stride 1
-  with at least ``TAPS_MIN_CHANNELS`` input channels (every VGG16 layer
-  but conv1_1): one product per kernel tap summed in place, no unrolling
-  at all. It caches only x, as ``"bands"`` does.
+  whose output is as wide as the input (2*pad_w = KW - 1) and with at
+  least ``TAPS_MIN_CHANNELS`` input channels (every VGG16 layer but
+  conv1_1, and the RPN's 3x3 conv): one product per kernel tap added
+  straight into y, no unrolling and no padded copy at all. It caches only
+  x, as ``"bands"`` does.
 """
 from typing import Any, NamedTuple, Optional, Tuple
 
@@ -58,7 +60,7 @@ import numpy as np
 from ..backend import get_array_module
 from ..checks import check_float_array, check_same_dtype
 from .conv_bands import conv2d_backward_bands, conv2d_forward_bands
-from .conv_taps import conv2d_backward_taps, conv2d_forward_taps
+from .conv_taps import conv2d_backward_taps, conv2d_forward_taps, same_width
 from .layer_checks import check_float_rank, int_pair
 
 __all__ = ["conv2d_forward", "conv2d_backward", "ConvCache", "WHOLE_IM2COL_BYTES",
@@ -213,8 +215,9 @@ def _choose_path(x, w, stride, padding, out_size):
     if w.shape[2:] == (1, 1) and stride == (1, 1) and padding == (0, 0):
         return "1x1"     # a per-pixel linear map: nothing to unroll
     if isinstance(x, np.ndarray) and _im2col_bytes(x, w, *out_size) > WHOLE_IM2COL_BYTES:
-        if stride == (1, 1) and x.shape[1] >= TAPS_MIN_CHANNELS:
-            return "taps"  # large, stride 1, not thin: no unrolling, cache x only
+        if (stride == (1, 1) and same_width(w.shape, padding)
+                and x.shape[1] >= TAPS_MIN_CHANNELS):
+            return "taps"  # large, stride 1, OW = W, not thin: no copies, cache x only
         return "bands"   # too big to unroll whole: band by band, cache x only
     return "im2col"      # small maps (one BLAS product each way), and CuPy arrays
 

@@ -1,70 +1,75 @@
-"""The fast NumPy path of stride-1 conv2d on large maps: one matrix product
-per kernel tap, summed in place, and no im2col matrix at all.
+"""The fast NumPy path of "same-width" stride-1 conv2d on large maps: one
+matrix product per kernel tap, summed in place, with no im2col matrix and
+no padded copy of anything.
 
-Pad each image once into ``xpad`` (C, Hp + 1, Wp) and see every channel as
-one flat row. Output pixel (r, c) reads the padded input at (r + i, c + j)
-for kernel tap (i, j), i.e. at flat position ``p + i*Wp + j`` with
-``p = r*Wp + c``. So if the output is laid out "wide", (F, OH*Wp), with
-Wp - OW junk columns at the end of each row (they read across the row's
-end and are dropped), every tap reads ONE contiguous window of the flat
-rows, a strided view (C, OH*Wp) of ``xpad``, and
+See each image's channels as flat rows, x2 (C, H*W) and y2 (F, OH*W). When
+the output is as wide as the input (OW = W, i.e. 2*pad_w = KW - 1, as in
+every 3x3 conv of VGG16 and the RPN), output pixel p = r*W + c reads, for
+kernel tap (i, j), the input at flat position
 
-    y_wide = b + sum_ij  w[:, :, i, j] @ window_ij(xpad)          (1)
+    p + d_ij,     d_ij = (i - pad_h)*W + (j - pad_w).
 
-is KH*KW products (F, C) @ (C, P) summed into one buffer by
-:func:`.blas.gemm_add`. The backward pass is the same two ways round,
-with dy laid out wide and zero in the junk columns:
+So every tap reads ONE contiguous window of x2, shifted by d_ij, for a
+contiguous range of output pixels, and
 
-    dw[:, :, i, j]        = dy_wide @ window_ij(xpad).T           (2)
-    window_ij(dxpad)     += w[:, :, i, j].T @ dy_wide              (3)
+    y2[:, p] = b + sum_ij  w[:, :, i, j] @ x2[:, p + d_ij]            (1)
+
+is KH*KW products (F, C) @ (C, P) added straight into y by
+:func:`.blas.gemm_add`. The backward pass is the same two ways round:
+
+    dw[:, :, i, j]     += dy2[:, p] @ x2[:, p + d_ij].T               (2)
+    dx2[:, p + d_ij]   += w[:, :, i, j].T @ dy2[:, p]                 (3)
 
 (3) is the adjoint of (1): each tap adds its product back at the shift it
 read from. This is the accumulating "kn2row" convolution of Vasudevan,
 Anderson and Gregg 2017 ("Parallel multi channel convolution using general
 matrix multiplication") and Anderson et al. 2017 ("Low-memory GEMM-based
-convolution algorithms for deep neural networks"). Against
-:mod:`.conv_bands` it skips the unrolling, a serial copy of KH*KW times the
-input that BLAS then reads back; on 2 cores the paper network's
-training step takes about 6% less time (figures in benchmarks/README.md). The products have only C (or
-F) as their inner size, so thin inputs (an RGB image) and small maps stay
-on the other paths (:func:`minirpn.nn.conv._choose_path`).
+convolution algorithms for deep neural networks").
 
-Everything runs one band of output rows at a time, so that the band of
-y_wide (or dy_wide) stays in cache across the KH*KW products. Only x is
-cached for the backward pass, as in :mod:`.conv_bands`. NumPy arrays only.
+The zero padding is never built; two rules stand in for it:
+
+- rows: tap (i, j) is summed only over the output rows whose input row
+  r + i - pad_h exists, and its window is clipped to x2's ends;
+- columns: in the first and last ``pad_w`` columns some taps read
+  across a row's end, i.e. the last pixels of the row above or the first
+  of the row below, instead of the padding. The products of (1) and (3)
+  run across them anyway (one contiguous window is what makes them fast),
+  and those few edge columns of y and dx are then computed again exactly
+  (:func:`_edges`, one small product per tap) and overwritten. In (2) the
+  wrapped pixels' terms are taken back out of dw (:func:`_wrapped`).
+
+Against the "bands" path (:mod:`.conv_bands`) this skips the unrolling, a
+serial copy of KH*KW times the input that BLAS reads back; against a
+padded, "wide" layout it skips the padded copy of x (and dy), the copy of
+the result out of a scratch buffer, and the padded dx. Figures in
+benchmarks/README.md. The products have only C (or F) as their inner size,
+so thin inputs (an RGB image) and small maps stay on the other paths
+(:func:`minirpn.nn.conv._choose_path`).
+
+Everything runs one band of output rows at a time, so that the band of y
+(or dy) stays in cache across the KH*KW products. Only x is cached for the
+backward pass, as in :mod:`.conv_bands`. NumPy arrays only.
 """
 import numpy as np
 
 from .blas import gemm_add
 from .conv_bands import _bands
 
-__all__ = ["conv2d_forward_taps", "conv2d_backward_taps"]
+__all__ = ["conv2d_forward_taps", "conv2d_backward_taps", "same_width"]
 
-#: Bytes of one band: its rows of the input window and of the wide output.
+#: Bytes of one band: its rows of the input window and of the output.
 #: 4 to 64 MB run alike on 2 cores at VGG16's sizes; 8 MB stays in L2/L3.
 _BAND_BYTES = 8 << 20
 
 
-def _band_rows(channels, Wp, itemsize):
-    """Output rows per band: (C + F) * rows * Wp elements in _BAND_BYTES."""
-    return max(1, _BAND_BYTES // (channels * Wp * itemsize))
+def same_width(w_shape, padding):
+    """True when a stride-1 conv keeps the width (OW = W): 2*pad_w = KW - 1."""
+    return 2 * padding[1] == w_shape[3] - 1
 
 
-def _padded_rows(image, padding):
-    """(C, H, W) -> (C, (Hp + 1)*Wp): zero-padded, one spare zero row (the
-    last tap's window runs KW - 1 past the last padded row), then each
-    channel flat."""
-    C, H, W = image.shape
-    ph, pw = padding
-    xpad = np.zeros((C, H + 2 * ph + 1, W + 2 * pw), dtype=image.dtype)
-    xpad[:, ph:ph + H, pw:pw + W] = image
-    return xpad.reshape(C, -1)
-
-
-def _window(rows, r0, r1, i, j, Wp):
-    """Tap (i, j)'s window for output rows [r0, r1): (C, (r1 - r0)*Wp)."""
-    start = (r0 + i) * Wp + j
-    return rows[:, start:start + (r1 - r0) * Wp]
+def _band_rows(channels, W, itemsize):
+    """Output rows per band: (C + F) * rows * W elements in _BAND_BYTES."""
+    return max(1, _BAND_BYTES // (channels * W * itemsize))
 
 
 def _taps(w):
@@ -72,56 +77,116 @@ def _taps(w):
     return np.ascontiguousarray(w.transpose(2, 3, 0, 1))
 
 
+def _tap_range(i, j, shape, padding):
+    """(d, p0, p1): tap (i, j)'s shift and the output pixels [p0, p1) it
+    is summed over (flat, one image), i.e. the rows whose input row exists,
+    clipped so that p + d stays inside x2."""
+    H, W, OH = shape
+    ph, pw = padding
+    d = (i - ph) * W + (j - pw)
+    lo, hi = max(0, ph - i), min(OH, H + ph - i)
+    return d, max(lo * W, -d), max(min(hi * W, H * W - d), max(lo * W, -d))
+
+
+def _edge_columns(W, pw):
+    """The columns where some tap reads across a row's end."""
+    return sorted(set(range(min(pw, W))) | set(range(max(0, W - pw), W)))
+
+
+def _edges(src, taps, ph, pw, out_rows, transpose):
+    """Exact values of (1), or of (3) when ``transpose``, at the edge
+    columns: ``out (F or C, out_rows, E)`` without the bias.
+
+    src is one image's x (C, H, W), or dy (F, OH, W) for (3). Output
+    row r, column c takes tap (i, j) from src row r + i - ph (r - i + ph
+    for (3)) and column c + j - pw (c - j + pw), where those exist.
+    """
+    KH, KW = taps.shape[:2]
+    rows_in, W = src.shape[1:]
+    cols = _edge_columns(W, pw)
+    out = np.zeros((taps.shape[3] if transpose else taps.shape[2], len(cols), out_rows),
+                   dtype=src.dtype)
+    for e, c in enumerate(cols):
+        for j in range(KW):
+            cc = c - j + pw if transpose else c + j - pw
+            if not 0 <= cc < W:
+                continue
+            column = np.ascontiguousarray(src[:, :, cc])
+            for i in range(KH):
+                s = ph - i if transpose else i - ph   # src row = r + s
+                lo, hi = max(0, -s), min(out_rows, rows_in - s)
+                if lo < hi:
+                    t = taps[i, j].T if transpose else taps[i, j]
+                    gemm_add(t, column[:, lo + s:hi + s], out[:, e, lo:hi])
+    return cols, out.transpose(0, 2, 1)
+
+
 def conv2d_forward_taps(x, w, b, padding, out_size):
-    """y (N, F, OH, OW) = conv(x, w) + b at stride 1, by (1); no cache."""
+    """y (N, F, OH, OW) = conv(x, w) + b at stride 1, OW = W, by (1); no cache."""
+    x = np.ascontiguousarray(x)
     N, C, H, W = x.shape
     F, _, KH, KW = w.shape
-    OH, OW = out_size
-    Wp = W + 2 * padding[1]
+    OH = out_size[0]
     taps = _taps(w)
-    y = np.empty((N, F, OH, OW), dtype=x.dtype)
-    rows = _band_rows(C + F, Wp, x.itemsize)
-    wide = np.empty((F, rows * Wp), dtype=x.dtype)
+    y = np.empty((N, F, OH, W), dtype=x.dtype)
+    rows = _band_rows(C + F, W, x.itemsize)
+    ranges = {(i, j): _tap_range(i, j, (H, W, OH), padding)
+              for i in range(KH) for j in range(KW)}
     for n in range(N):
-        xrows = _padded_rows(x[n], padding)
+        x2, y2 = x[n].reshape(C, H * W), y[n].reshape(F, OH * W)
         for r0, r1 in _bands(OH, rows):
-            out = wide[:, :(r1 - r0) * Wp]
-            for i in range(KH):
-                for j in range(KW):  # the first product overwrites: beta = 0
-                    gemm_add(taps[i, j], _window(xrows, r0, r1, i, j, Wp), out,
-                             beta=0.0 if i == j == 0 else 1.0)
-            # drop the junk columns and add the bias in one pass
-            np.add(out.reshape(F, r1 - r0, Wp)[:, :, :OW], b[:, None, None],
-                   out=y[n, :, r0:r1])
+            y2[:, r0 * W:r1 * W] = b[:, None]
+            for (i, j), (d, p0, p1) in ranges.items():
+                q0, q1 = max(p0, r0 * W), min(p1, r1 * W)
+                if q0 < q1:
+                    gemm_add(taps[i, j], x2[:, q0 + d:q1 + d], y2[:, q0:q1])
+        cols, exact = _edges(x[n], taps, *padding, OH, transpose=False)
+        y[n][:, :, cols] = exact + b[:, None, None]
     return y
+
+
+def _wrapped(ranges, shape, pw):
+    """Per tap: the flat output pixels in its range whose column read
+    across a row's end (their terms in (2) are taken back out)."""
+    H, W, OH = shape
+    cols = np.arange(W)
+    out = {}
+    for (i, j), (d, p0, p1) in ranges.items():
+        bad = cols[(cols + j - pw < 0) | (cols + j - pw >= W)]
+        if bad.size and p0 < p1:
+            idx = (np.arange(p0 // W, (p1 - 1) // W + 1)[:, None] * W + bad).ravel()
+            out[i, j] = idx[(idx >= p0) & (idx < p1)]
+    return out
 
 
 def conv2d_backward_taps(dy, x, w, padding, need_dx=True):
     """(dx, dw, db) of :func:`conv2d_forward_taps` by (2) and (3); dx is
     None when ``need_dx`` is False."""
+    x, dy = np.ascontiguousarray(x), np.ascontiguousarray(dy)
     N, C, H, W = x.shape
     F, _, KH, KW = w.shape
-    OH, OW = dy.shape[2:]
-    ph, pw = padding
-    Wp = W + 2 * pw
+    OH = dy.shape[2]
     taps = _taps(w)
     dtaps = np.zeros((KH, KW, F, C), dtype=x.dtype)
-    dx = np.empty(x.shape, dtype=x.dtype) if need_dx else None
-    rows = _band_rows(C + F, Wp, x.itemsize)
+    dx = np.zeros(x.shape, dtype=x.dtype) if need_dx else None
+    rows = _band_rows(C + F, W, x.itemsize)
+    ranges = {(i, j): _tap_range(i, j, (H, W, OH), padding)
+              for i in range(KH) for j in range(KW)}
+    wrapped = _wrapped(ranges, (H, W, OH), padding[1])
     for n in range(N):
-        xrows = _padded_rows(x[n], padding)
-        dy_wide = np.zeros((F, OH, Wp), dtype=dy.dtype)
-        dy_wide[:, :, :OW] = dy[n]
-        dy_wide = dy_wide.reshape(F, -1)
-        dxrows = np.zeros_like(xrows) if need_dx else None
+        x2, g2 = x[n].reshape(C, H * W), dy[n].reshape(F, OH * W)
         for r0, r1 in _bands(OH, rows):
-            g = dy_wide[:, r0 * Wp:r1 * Wp]
-            for i in range(KH):
-                for j in range(KW):
-                    gemm_add(g, _window(xrows, r0, r1, i, j, Wp).T, dtaps[i, j])
+            for (i, j), (d, p0, p1) in ranges.items():
+                q0, q1 = max(p0, r0 * W), min(p1, r1 * W)
+                if q0 < q1:
+                    gemm_add(g2[:, q0:q1], x2[:, q0 + d:q1 + d].T, dtaps[i, j])
                     if need_dx:
-                        gemm_add(taps[i, j].T, g, _window(dxrows, r0, r1, i, j, Wp))
+                        gemm_add(taps[i, j].T, g2[:, q0:q1], dx[n].reshape(C, -1)[:, q0 + d:q1 + d])
+        for (i, j), idx in wrapped.items():
+            d = ranges[i, j][0]
+            gemm_add(-g2[:, idx], x2[:, idx + d].T, dtaps[i, j])
         if need_dx:
-            dx[n] = dxrows.reshape(C, -1, Wp)[:, ph:ph + H, pw:pw + W]
+            cols, exact = _edges(dy[n], taps, *padding, H, transpose=True)
+            dx[n][:, :, cols] = exact
     dw = np.ascontiguousarray(dtaps.transpose(2, 3, 0, 1))
     return dx, dw, dy.sum(axis=(0, 2, 3))
