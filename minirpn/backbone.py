@@ -40,7 +40,11 @@ class Backbone(Sequential):
             if spec == "M":
                 layers.append(MaxPool2d(2, 2))
             else:
-                layers += [Conv2d(c, spec, 3, padding=1, rng=rng, dtype=dtype), ReLU()]
+                # In place, as torchvision's VGG: the conv's output is read
+                # by nothing else (the conv caches its input), so the ReLU
+                # needs no second array of the map's size.
+                layers += [Conv2d(c, spec, 3, padding=1, rng=rng, dtype=dtype),
+                           ReLU(inplace=True)]
                 c = spec
         # The image needs no gradient: the first conv skips its dx (about a
         # tenth of a toy training step), as autograd does for inputs that

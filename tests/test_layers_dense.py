@@ -182,6 +182,19 @@ def test_relu_values_and_gradient(rng):
     check_grads(relu_forward, relu_backward, dict(x=x), rng)
 
 
+def test_relu_in_place_overwrites_x_and_keeps_the_gradient(rng):
+    x = rng.standard_normal((2, 3, 4)).astype(np.float32)
+    expected, _ = relu_forward(x)
+    y, cache = relu_forward(x, inplace=True)
+    assert y is x and cache is x  # no new array: x now holds max(x, 0)
+    np.testing.assert_array_equal(x, expected)
+    dy = rng.standard_normal(x.shape).astype(np.float32)
+    np.testing.assert_array_equal(relu_backward(dy, cache), np.where(expected > 0, dy, 0))
+    view = rng.standard_normal((4, 6))[:, ::2]  # not contiguous: a new array
+    y, _ = relu_forward(view, inplace=True)
+    assert y is not view and (view < 0).any() and (y >= 0).all()
+
+
 def test_relu_dtype_and_bad_input():
     y, cache = relu_forward(np.ones((2, 3), np.float32))
     assert y.dtype == np.float32

@@ -154,8 +154,9 @@ def test_astype_and_to_numpy():
 # -- layer modules (need the functional layers) --------------------------
 def test_sequential_conv_net_gradcheck_through_parameters():
     rng = np.random.default_rng(3)
-    net = Sequential(Conv2d(2, 3, 3, padding=1, rng=rng, dtype="float64"), ReLU(),
-                     MaxPool2d(2, 2), Flatten(),
+    # an in-place ReLU after a conv, as in the backbone: the gradients hold
+    net = Sequential(Conv2d(2, 3, 3, padding=1, rng=rng, dtype="float64"),
+                     ReLU(inplace=True), MaxPool2d(2, 2), Flatten(),
                      Linear(3 * 2 * 2, 4, std=0.5, rng=rng, dtype="float64"))
     assert list(net.parameters()) == ["0.weight", "0.bias", "4.weight", "4.bias"]
     x = rng.standard_normal((2, 2, 4, 4))

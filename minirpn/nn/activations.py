@@ -40,28 +40,38 @@ def _flat_kernel(kernel, *arrays):
 
 
 
-def relu_forward(x):
+def relu_forward(x, inplace=False):
     """ReLU forward.
 
     Parameters
     ----------
     x : ndarray, any shape S, float32 or float64
+    inplace : bool
+        True writes ``max(x, 0)`` over x itself and returns x, as
+        ``torch.nn.ReLU(inplace=True)`` does: no new array, for an x that
+        nothing else reads afterwards (a conv's fresh output). A view that
+        is not C-contiguous gets a new array all the same.
 
     Returns
     -------
     y : ndarray, shape S, dtype of x
-        ``max(x, 0)``.
+        ``max(x, 0)`` (x itself when done in place).
     cache : ndarray, shape S, dtype of x
         ``y`` itself: ``y > 0`` is exactly where the gradient flows, and
         keeping ``y`` costs no memory that the next layer does not hold
         anyway.
     """
     check_float_array(x, "x")
+    inplace = inplace and x.flags.c_contiguous
     if isinstance(x, np.ndarray):
+        if inplace:
+            flat = x.reshape(-1)
+            _relu_kernel(flat, flat)
+            return x, x
         y = _flat_kernel(_relu_kernel, x)
         return y, y
     xp = get_array_module(x)
-    y = xp.maximum(x, 0)
+    y = xp.maximum(x, 0, out=x if inplace else None)
     return y, y
 
 

@@ -147,10 +147,25 @@ class Linear(_WeightBias):
 
 
 class ReLU(Module):
-    """Elementwise max(x, 0); any shape."""
+    """Elementwise max(x, 0); any shape.
+
+    Parameters
+    ----------
+    inplace : bool
+        Overwrite the input with the result, as ``torch.nn.ReLU(inplace=True)``:
+        for an input nothing else reads afterwards, such as the fresh
+        output of the conv before it.
+    """
+
+    def __init__(self, inplace=False):
+        super().__init__()
+        self.inplace = inplace
+
+    def extra_repr(self):
+        return "inplace=True" if self.inplace else ""
 
     def forward(self, x):
-        y, self._cache = F.relu_forward(x)
+        y, self._cache = F.relu_forward(x, inplace=self.inplace)
         return y
 
     def backward(self, dout):
