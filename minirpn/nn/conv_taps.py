@@ -84,8 +84,9 @@ def _tap_range(i, j, shape, padding):
     H, W, OH = shape
     ph, pw = padding
     d = (i - ph) * W + (j - pw)
-    lo, hi = max(0, ph - i), min(OH, H + ph - i)
-    return d, max(lo * W, -d), max(min(hi * W, H * W - d), max(lo * W, -d))
+    lo, hi = max(0, ph - i), min(OH, H + ph - i)   # rows r with 0 <= r + i - ph < H
+    p0 = max(lo * W, -d)
+    return d, p0, max(p0, min(hi * W, H * W - d))
 
 
 def _edge_columns(W, pw):
