@@ -77,16 +77,28 @@ def _taps(w):
     return np.ascontiguousarray(w.transpose(2, 3, 0, 1))
 
 
-def _tap_range(i, j, shape, padding):
-    """(d, p0, p1): tap (i, j)'s shift and the output pixels [p0, p1) it
-    is summed over (flat, one image), i.e. the rows whose input row exists,
-    clipped so that p + d stays inside x2."""
-    H, W, OH = shape
-    ph, pw = padding
-    d = (i - ph) * W + (j - pw)
-    lo, hi = max(0, ph - i), min(OH, H + ph - i)   # rows r with 0 <= r + i - ph < H
-    p0 = max(lo * W, -d)
-    return d, p0, max(p0, min(hi * W, H * W - d))
+def _tap_ranges(kernel, shape, padding):
+    """{(i, j): (d, p0, p1)}: each tap's shift and the output pixels
+    [p0, p1) it is summed over (flat, one image), i.e. the rows whose input
+    row exists, clipped so that p + d stays inside x2."""
+    (KH, KW), (H, W, OH), (ph, pw) = kernel, shape, padding
+    ranges = {}
+    for i in range(KH):
+        lo, hi = max(0, ph - i), min(OH, H + ph - i)   # rows r with 0 <= r + i - ph < H
+        for j in range(KW):
+            d = (i - ph) * W + (j - pw)
+            p0 = max(lo * W, -d)
+            ranges[i, j] = d, p0, max(p0, min(hi * W, H * W - d))
+    return ranges
+
+
+def _band_windows(ranges, r0, r1, W):
+    """(i, j, d, q0, q1) of each tap with pixels in output rows [r0, r1):
+    the part [q0, q1) of its range that lies in the band."""
+    for (i, j), (d, p0, p1) in ranges.items():
+        q0, q1 = max(p0, r0 * W), min(p1, r1 * W)
+        if q0 < q1:
+            yield i, j, d, q0, q1
 
 
 def _edge_columns(W, pw):
@@ -131,16 +143,13 @@ def conv2d_forward_taps(x, w, b, padding, out_size):
     taps = _taps(w)
     y = np.empty((N, F, OH, W), dtype=x.dtype)
     rows = _band_rows(C + F, W, x.itemsize)
-    ranges = {(i, j): _tap_range(i, j, (H, W, OH), padding)
-              for i in range(KH) for j in range(KW)}
+    ranges = _tap_ranges((KH, KW), (H, W, OH), padding)
     for n in range(N):
         x2, y2 = x[n].reshape(C, H * W), y[n].reshape(F, OH * W)
         for r0, r1 in _bands(OH, rows):
             y2[:, r0 * W:r1 * W] = b[:, None]
-            for (i, j), (d, p0, p1) in ranges.items():
-                q0, q1 = max(p0, r0 * W), min(p1, r1 * W)
-                if q0 < q1:
-                    gemm_add(taps[i, j], x2[:, q0 + d:q1 + d], y2[:, q0:q1])
+            for i, j, d, q0, q1 in _band_windows(ranges, r0, r1, W):
+                gemm_add(taps[i, j], x2[:, q0 + d:q1 + d], y2[:, q0:q1])
         cols, exact = _edges(x[n], taps, *padding, OH, transpose=False)
         y[n][:, :, cols] = exact + b[:, None, None]
     return y
@@ -171,18 +180,16 @@ def conv2d_backward_taps(dy, x, w, padding, need_dx=True):
     dtaps = np.zeros((KH, KW, F, C), dtype=x.dtype)
     dx = np.zeros(x.shape, dtype=x.dtype) if need_dx else None
     rows = _band_rows(C + F, W, x.itemsize)
-    ranges = {(i, j): _tap_range(i, j, (H, W, OH), padding)
-              for i in range(KH) for j in range(KW)}
+    ranges = _tap_ranges((KH, KW), (H, W, OH), padding)
     wrapped = _wrapped(ranges, (H, W, OH), padding[1])
     for n in range(N):
         x2, g2 = x[n].reshape(C, H * W), dy[n].reshape(F, OH * W)
+        dx2 = dx[n].reshape(C, H * W) if need_dx else None
         for r0, r1 in _bands(OH, rows):
-            for (i, j), (d, p0, p1) in ranges.items():
-                q0, q1 = max(p0, r0 * W), min(p1, r1 * W)
-                if q0 < q1:
-                    gemm_add(g2[:, q0:q1], x2[:, q0 + d:q1 + d].T, dtaps[i, j])
-                    if need_dx:
-                        gemm_add(taps[i, j].T, g2[:, q0:q1], dx[n].reshape(C, -1)[:, q0 + d:q1 + d])
+            for i, j, d, q0, q1 in _band_windows(ranges, r0, r1, W):
+                gemm_add(g2[:, q0:q1], x2[:, q0 + d:q1 + d].T, dtaps[i, j])
+                if need_dx:
+                    gemm_add(taps[i, j].T, g2[:, q0:q1], dx2[:, q0 + d:q1 + d])
         for (i, j), idx in wrapped.items():
             d = ranges[i, j][0]
             gemm_add(-g2[:, idx], x2[:, idx + d].T, dtaps[i, j])
