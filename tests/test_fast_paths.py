@@ -1,6 +1,7 @@
 """The fast paths give the results of the plain references: conv2d's four
 paths ("1x1", "im2col" — the one CuPy arrays take, run here on NumPy arrays —
-"bands" and "taps") against ``minirpn.nn.reference``; the max-pool and ReLU numba
+"bands" and "taps") against ``minirpn.nn.reference``, and the stride-1 col2im
+that CuPy arrays' dx takes; the max-pool and ReLU numba
 kernels against the ``xp`` code that CuPy arrays run. (box_iou and nms:
 tests/test_ops_boxes.py and tests/test_ops_nms.py; RoI Pool and RoI Align:
 tests/test_roi_pool.py and tests/test_roi_align.py.)"""
@@ -81,6 +82,17 @@ def test_numpy_path_caches_x_not_im2col_past_the_limit(rng, monkeypatch):
     monkeypatch.setattr(conv, "WHOLE_IM2COL_BYTES", 0)
     _, cache = conv.conv2d_forward(x, w, b, 2, 1)
     assert cache.path == "bands"  # taps needs stride 1
+
+
+@pytest.mark.parametrize("xs, ws, stride, padding", [c for c in CASES if c[2] == (1, 1)])
+def test_stride1_col2im_matches_reference(xs, ws, stride, padding, rng):
+    """NumPy's "im2col" path takes dx from conv_taps when OW = W; CuPy
+    arrays always take _dx_stride1, checked here on NumPy arrays."""
+    x, w = rng.standard_normal(xs), rng.standard_normal(ws)
+    y, cache = conv2d_forward_reference(x, w, np.zeros(ws[0]), stride, padding)
+    dy = rng.standard_normal(y.shape)
+    dx = conv._dx_stride1(dy, w, xs, padding)
+    np.testing.assert_allclose(dx, conv2d_backward_reference(dy, cache)[0], **TOL[np.float64])
 
 
 # ---------------------------------------------------------------- max-pool

@@ -27,8 +27,10 @@ rows match the columns of ``w2`` and its columns the pixels of ``dy`` in
 three products then read their operands in place (a transposed operand is
 a flag to BLAS, not a copy), and for N = 1 ``y2`` already is ``y`` in
 (1, F, OH, OW) layout. Stride-1 convs (all 3x3 ones in VGG and the RPN)
-take a faster col2im, :func:`_dx_stride1`; 1x1 stride-1 unpadded convs
-(the RPN heads) need no unrolling at all.
+take a faster col2im, :func:`_dx_stride1`, and NumPy arrays of those whose
+output is as wide as the input skip dcols altogether: nine products added
+straight into dx (:func:`.conv_taps.conv2d_dx_taps`). 1x1 stride-1
+unpadded convs (the RPN heads) need no unrolling at all.
 
 The plain definition is :func:`minirpn.nn.reference.conv2d_forward_reference`
 (one einsum per kernel offset; read it first). The four fast paths here
@@ -60,7 +62,7 @@ import numpy as np
 from ..backend import get_array_module
 from ..checks import check_float_array, check_same_dtype
 from .conv_bands import conv2d_backward_bands, conv2d_forward_bands
-from .conv_taps import conv2d_backward_taps, conv2d_forward_taps, same_width
+from .conv_taps import conv2d_backward_taps, conv2d_dx_taps, conv2d_forward_taps, same_width
 from .layer_checks import check_float_rank, int_pair
 
 __all__ = ["conv2d_forward", "conv2d_backward", "ConvCache", "WHOLE_IM2COL_BYTES",
@@ -328,6 +330,8 @@ def conv2d_backward(dy, cache, need_dx=True):
     dw = xp.ascontiguousarray(dwb[:-1].T).reshape(w.shape)
     if not need_dx:
         dx = None
+    elif stride == (1, 1) and same_width(w.shape, padding) and isinstance(dy, np.ndarray):
+        dx = conv2d_dx_taps(dy, w, x_shape, padding)  # nine products added in place
     elif stride == (1, 1):
         dx = _dx_stride1(dy, w, x_shape, padding)
     else:

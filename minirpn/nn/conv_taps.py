@@ -55,7 +55,7 @@ import numpy as np
 from .blas import gemm_add
 from .conv_bands import _bands
 
-__all__ = ["conv2d_forward_taps", "conv2d_backward_taps", "same_width"]
+__all__ = ["conv2d_forward_taps", "conv2d_backward_taps", "conv2d_dx_taps", "same_width"]
 
 #: Bytes of one band: its rows of the input window and of the output.
 #: 4 to 64 MB run alike on 2 cores at VGG16's sizes; 8 MB stays in L2/L3.
@@ -169,32 +169,47 @@ def _wrapped(ranges, shape, pw):
     return out
 
 
+def conv2d_dx_taps(dy, w, x_shape, padding):
+    """dx (N, C, H, W) of a stride-1, OW = W conv by (3) alone, from dy
+    (N, F, OH, W) and w (F, C, KH, KW): also the dx of the small-map
+    "im2col" path (:func:`minirpn.nn.conv.conv2d_backward`)."""
+    dy = np.ascontiguousarray(dy)
+    N, C, H, W = x_shape
+    F, _, KH, KW = w.shape
+    OH = dy.shape[2]
+    taps = _taps(w)
+    dx = np.zeros(x_shape, dtype=dy.dtype)
+    rows = _band_rows(C + F, W, dy.itemsize)
+    ranges = _tap_ranges((KH, KW), (H, W, OH), padding)
+    for n in range(N):
+        g2, dx2 = dy[n].reshape(F, OH * W), dx[n].reshape(C, H * W)
+        for r0, r1 in _bands(OH, rows):
+            for i, j, d, q0, q1 in _band_windows(ranges, r0, r1, W):
+                gemm_add(taps[i, j].T, g2[:, q0:q1], dx2[:, q0 + d:q1 + d])
+        cols, exact = _edges(dy[n], taps, *padding, H, transpose=True)
+        dx[n][:, :, cols] = exact
+    return dx
+
+
 def conv2d_backward_taps(dy, x, w, padding, need_dx=True):
-    """(dx, dw, db) of :func:`conv2d_forward_taps` by (2) and (3); dx is
-    None when ``need_dx`` is False."""
+    """(dx, dw, db) of :func:`conv2d_forward_taps`: dw by (2), dx by (3)
+    (:func:`conv2d_dx_taps`); dx is None when ``need_dx`` is False."""
     x, dy = np.ascontiguousarray(x), np.ascontiguousarray(dy)
     N, C, H, W = x.shape
     F, _, KH, KW = w.shape
     OH = dy.shape[2]
-    taps = _taps(w)
     dtaps = np.zeros((KH, KW, F, C), dtype=x.dtype)
-    dx = np.zeros(x.shape, dtype=x.dtype) if need_dx else None
     rows = _band_rows(C + F, W, x.itemsize)
     ranges = _tap_ranges((KH, KW), (H, W, OH), padding)
     wrapped = _wrapped(ranges, (H, W, OH), padding[1])
     for n in range(N):
         x2, g2 = x[n].reshape(C, H * W), dy[n].reshape(F, OH * W)
-        dx2 = dx[n].reshape(C, H * W) if need_dx else None
         for r0, r1 in _bands(OH, rows):
             for i, j, d, q0, q1 in _band_windows(ranges, r0, r1, W):
                 gemm_add(g2[:, q0:q1], x2[:, q0 + d:q1 + d].T, dtaps[i, j])
-                if need_dx:
-                    gemm_add(taps[i, j].T, g2[:, q0:q1], dx2[:, q0 + d:q1 + d])
         for (i, j), idx in wrapped.items():
             d = ranges[i, j][0]
             gemm_add(-g2[:, idx], x2[:, idx + d].T, dtaps[i, j])
-        if need_dx:
-            cols, exact = _edges(dy[n], taps, *padding, H, transpose=True)
-            dx[n][:, :, cols] = exact
+    dx = conv2d_dx_taps(dy, w, x.shape, padding) if need_dx else None
     dw = np.ascontiguousarray(dtaps.transpose(2, 3, 0, 1))
     return dx, dw, dy.sum(axis=(0, 2, 3))
