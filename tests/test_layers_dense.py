@@ -326,6 +326,25 @@ def test_linear_float32_and_bad_input(rng):
             linear_forward(**args)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_linear_backward_adds_dw_into_a_given_array(dtype, rng):
+    """add_dw_to: dw is added in place (a module's gradient), not returned new."""
+    x = rng.standard_normal((6, 10)).astype(dtype)[:, ::2]   # a strided view
+    w, b = rng.standard_normal((5, 3)).astype(dtype), np.zeros(3, dtype)
+    y, cache = linear_forward(x, w, b)
+    dy = rng.standard_normal(y.shape).astype(dtype)
+    dx, dw, db = linear_backward(dy, cache)
+    grad = np.ones_like(w)
+    dx2, dw2, db2 = linear_backward(dy, cache, add_dw_to=grad)
+    assert dw2 is grad
+    tol = 1e-5 if dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(grad, 1 + dw, rtol=tol, atol=tol)
+    np.testing.assert_array_equal(dx2, dx)
+    np.testing.assert_array_equal(db2, db)
+    with pytest.raises(ValueError, match=r"add_dw_to must have shape \(5, 3\)"):
+        linear_backward(dy, cache, add_dw_to=np.ones((3, 5), dtype))
+
+
 # --------------------------------------------------------------- dropout
 
 def test_dropout_statistics_and_scaling():

@@ -96,6 +96,24 @@ def test_freeze_keeps_input_gradient_but_not_parameter_gradients():
     assert list(net.parameters(trainable_only=True)) == KEYS
 
 
+def test_linear_adds_into_its_live_gradient_unless_frozen(rng):
+    """Linear.backward adds dw into the live gradient array in place."""
+    lin = Linear(5, 3, std=0.5, rng=rng, dtype="float64")
+    grads = lin.gradients()
+    x, dy = rng.standard_normal((4, 5)), rng.standard_normal((4, 3))
+    for _ in range(2):
+        lin(x)
+        lin.backward(dy)
+    assert lin.gradients()["weight"] is grads["weight"]
+    np.testing.assert_allclose(grads["weight"], 2 * x.T @ dy, rtol=1e-12)
+    np.testing.assert_allclose(grads["bias"], 2 * dy.sum(axis=0), rtol=1e-12)
+    lin.zero_grad()
+    lin.freeze()
+    lin(x)
+    np.testing.assert_allclose(lin.backward(dy), dy @ lin.weight.T, rtol=1e-12)
+    assert not grads["weight"].any() and not grads["bias"].any()
+
+
 def test_train_eval_propagate():
     net = Net().eval()
     assert not any(m.training for m in net.modules())

@@ -141,8 +141,10 @@ class Linear(_WeightBias):
         return y
 
     def backward(self, dout):
-        dx, dw, db = F.linear_backward(dout, self._last_cache())
-        self._accumulate(weight=dw, bias=db)
+        # dw is added straight into the gradient: no (IN, OUT) temporary
+        weight_grad = None if self.frozen else self._grads["weight"]
+        dx, _, db = F.linear_backward(dout, self._last_cache(), add_dw_to=weight_grad)
+        self._accumulate(bias=db)
         return dx
 
 
