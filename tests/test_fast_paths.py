@@ -129,6 +129,11 @@ def test_relu_kernels_match_the_xp_expressions(dtype, rng):
     assert y.dtype == dtype and cache is y
     dy = rng.standard_normal(x.shape).astype(dtype)
     np.testing.assert_array_equal(relu_backward(dy, cache), np.where(y > 0, dy, 0))
+    # the in-place kernels (one array written) give the same values
+    x_copy, dy_copy = x.copy(), dy.copy()
+    np.testing.assert_array_equal(relu_forward(x_copy, inplace=True)[0], y)
+    np.testing.assert_array_equal(relu_backward(dy_copy, y, inplace=True),
+                                  np.where(y > 0, dy, 0))
 
 
 def test_conv_backward_can_skip_dx(rng):

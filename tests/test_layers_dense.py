@@ -189,10 +189,18 @@ def test_relu_in_place_overwrites_x_and_keeps_the_gradient(rng):
     assert y is x and cache is x  # no new array: x now holds max(x, 0)
     np.testing.assert_array_equal(x, expected)
     dy = rng.standard_normal(x.shape).astype(np.float32)
-    np.testing.assert_array_equal(relu_backward(dy, cache), np.where(expected > 0, dy, 0))
+    dx = np.where(expected > 0, dy, 0)
+    np.testing.assert_array_equal(relu_backward(dy, cache), dx)
+    dx_in_place = relu_backward(dy, cache, inplace=True)
+    assert dx_in_place is dy  # no new array: dy now holds dx
+    np.testing.assert_array_equal(dy, dx)
     view = rng.standard_normal((4, 6))[:, ::2]  # not contiguous: a new array
-    y, _ = relu_forward(view, inplace=True)
+    y, cache = relu_forward(view, inplace=True)
     assert y is not view and (view < 0).any() and (y >= 0).all()
+    dview = rng.standard_normal((4, 6))[:, ::2]
+    before = dview.copy()
+    assert relu_backward(dview, cache, inplace=True) is not dview
+    np.testing.assert_array_equal(dview, before)
 
 
 def test_relu_dtype_and_bad_input():

@@ -30,6 +30,24 @@ def _relu_backward_kernel(dy, y, dx):
         dx[i] = dy[i] if y[i] > 0 else 0
 
 
+# The in-place versions take one array to write: called with the same array
+# as input and output, the kernels above fail LLVM's run-time no-alias check
+# and run unvectorised, 2-4x slower (benchmarks/README.md).
+@njit(error_model="numpy")
+def _relu_inplace_kernel(x):
+    """x = max(x, 0) in place, on a flat array."""
+    for i in range(x.size):
+        v = x[i]
+        x[i] = 0 if v < 0 else v
+
+
+@njit(error_model="numpy")
+def _relu_backward_inplace_kernel(dy, y):
+    """dy = dy where y > 0, else 0, in place, on flat arrays."""
+    for i in range(dy.size):
+        dy[i] = dy[i] if y[i] > 0 else 0
+
+
 def _flat_kernel(kernel, *arrays):
     """Run an elementwise kernel on contiguous flat views; the last array's
     shape and dtype are those of the first."""
@@ -37,7 +55,6 @@ def _flat_kernel(kernel, *arrays):
     flat = [np.ascontiguousarray(a).reshape(-1) for a in arrays]
     kernel(*flat, out.reshape(-1))
     return out
-
 
 
 def relu_forward(x, inplace=False):
@@ -65,8 +82,7 @@ def relu_forward(x, inplace=False):
     inplace = inplace and x.flags.c_contiguous
     if isinstance(x, np.ndarray):
         if inplace:
-            flat = x.reshape(-1)
-            _relu_kernel(flat, flat)
+            _relu_inplace_kernel(x.reshape(-1))
             return x, x
         y = _flat_kernel(_relu_kernel, x)
         return y, y
@@ -75,7 +91,7 @@ def relu_forward(x, inplace=False):
     return y, y
 
 
-def relu_backward(dy, cache):
+def relu_backward(dy, cache, inplace=False):
     """ReLU backward.
 
     Parameters
@@ -84,16 +100,24 @@ def relu_backward(dy, cache):
         Upstream gradient.
     cache : ndarray, shape S
         From :func:`relu_forward`.
+    inplace : bool
+        True writes dx over dy and returns dy: no new array, for a dy that
+        nothing else reads afterwards (the fresh dx of the layer after).
+        NumPy arrays only, and C-contiguous ones of y's dtype: others get
+        a new array all the same.
 
     Returns
     -------
     dx : ndarray, shape S, dtype of dy
         ``dy`` where ``x > 0``, else 0 (the gradient at exactly 0 is taken
-        as 0, as in PyTorch).
+        as 0, as in PyTorch); dy itself when done in place.
     """
     y = cache
     check_float_array(dy, "dy", shape=y.shape)
     if isinstance(dy, np.ndarray) and isinstance(y, np.ndarray) and dy.dtype == y.dtype:
+        if inplace and dy.flags.c_contiguous:
+            _relu_backward_inplace_kernel(dy.reshape(-1), np.ascontiguousarray(y).reshape(-1))
+            return dy
         return _flat_kernel(_relu_backward_kernel, dy, y)
     xp = get_array_module(dy)
     return xp.where(y > 0, dy, 0)

@@ -154,9 +154,11 @@ class ReLU(Module):
     Parameters
     ----------
     inplace : bool
-        Overwrite the input with the result, as ``torch.nn.ReLU(inplace=True)``:
-        for an input nothing else reads afterwards, such as the fresh
-        output of the conv before it.
+        Overwrite the input with the result, as ``torch.nn.ReLU(inplace=True)``,
+        and in ``backward`` the incoming gradient with dx: for a layer
+        between two whose arrays nothing else reads afterwards, such as the
+        fresh output of the conv before it and the fresh dx of the layer
+        after it.
     """
 
     def __init__(self, inplace=False):
@@ -171,7 +173,7 @@ class ReLU(Module):
         return y
 
     def backward(self, dout):
-        return F.relu_backward(dout, self._last_cache())
+        return F.relu_backward(dout, self._last_cache(), inplace=self.inplace)
 
 
 class MaxPool2d(Module):
