@@ -179,6 +179,23 @@ def _dx_stride1(dy, w, x_shape, padding):
     return xp.ascontiguousarray(dx[:, :, ph:ph + H, pw:pw + W].transpose(1, 0, 2, 3))
 
 
+def _transposed(a, rows=64):
+    """``a.T`` (n, m) as a contiguous array, for a 2-D (m, n) array a.
+
+    NumPy arrays go ``rows`` rows of a at a time: copying the whole
+    transpose at once strides through a with a power-of-two stride (F
+    floats) that thrashes the cache, e.g. 12.6 ms instead of 4.2 ms for
+    (4608, 512) float32 (benchmarks/README.md).
+    """
+    xp = get_array_module(a)
+    if xp is not np:
+        return xp.ascontiguousarray(a.T)
+    out = np.empty(a.shape[::-1], dtype=a.dtype)
+    for r0 in range(0, a.shape[0], rows):
+        out[:, r0:r0 + rows] = a[r0:r0 + rows].T
+    return out
+
+
 def _to_nchw(y2, N, F, OH, OW):
     """(F, N*OH*OW) -> contiguous (N, F, OH, OW); free when N = 1."""
     xp = get_array_module(y2)
@@ -327,7 +344,7 @@ def conv2d_backward(dy, cache, need_dx=True):
     dy2 = _from_nchw(dy)
     # (K+1, P) @ (P, F) runs faster in BLAS than (F, P) @ (P, K+1) for small F.
     dwb = cols @ dy2.T
-    dw = xp.ascontiguousarray(dwb[:-1].T).reshape(w.shape)
+    dw = _transposed(dwb[:-1]).reshape(w.shape)
     if not need_dx:
         dx = None
     elif stride == (1, 1) and same_width(w.shape, padding) and isinstance(dy, np.ndarray):
