@@ -40,10 +40,11 @@ from ..jit import njit
 __all__ = ["conv2d_forward_bands", "conv2d_backward_bands"]
 
 #: Bytes of one band's unrolled columns: large enough that BLAS threads,
-#: which meet once per product, are not starved by small products (figures
-#: in benchmarks/README.md), and still a twentieth of VGG16's conv1_2
-#: im2col matrix at 600x1000.
-_BAND_BYTES = 64 << 20
+#: which meet once per product, are not starved by small products, small
+#: enough that the band is still in cache when BLAS reads it back (figures
+#: in benchmarks/README.md); a hundredth of VGG16's conv1_2 im2col matrix
+#: at 600x1000.
+_BAND_BYTES = 16 << 20
 
 
 def _band_rows(K, OW, itemsize):
