@@ -72,9 +72,16 @@ def _band_rows(channels, W, itemsize):
     return max(1, _BAND_BYTES // (channels * W * itemsize))
 
 
-def _taps(w):
-    """(F, C, KH, KW) -> (KH, KW, F, C): tap (i, j) is one (F, C) matrix."""
-    return np.ascontiguousarray(w.transpose(2, 3, 0, 1))
+def _taps(w, filters=32):
+    """(F, C, KH, KW) -> (KH, KW, F, C): tap (i, j) is one (F, C) matrix.
+
+    Copied ``filters`` filters at a time, so that what is read stays in
+    cache: 3.6 -> 1.5 ms for VGG16's 512 x 512 x 3 x 3 (benchmarks/README.md).
+    """
+    taps = np.empty(w.shape[2:] + w.shape[:2], dtype=w.dtype)
+    for f0 in range(0, w.shape[0], filters):
+        taps[:, :, f0:f0 + filters] = w[f0:f0 + filters].transpose(2, 3, 0, 1)
+    return taps
 
 
 def _tap_ranges(kernel, shape, padding):
