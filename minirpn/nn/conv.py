@@ -143,7 +143,9 @@ def _col2im(dcols, x_shape, kernel, stride, padding, out_size):
 
 
 def _dx_stride1(dy, w, x_shape, padding):
-    """dx of a stride-1 conv: ``w2.T @ dy`` and col2im by long row adds.
+    """dx of a stride-1 conv: ``w2.T @ dy`` and col2im by long row adds
+    (CuPy arrays, and NumPy arrays of convs whose output is narrower than
+    the input; the others take :func:`.conv_taps.conv2d_dx_taps`).
 
     Seen flat, the padded input of one channel is a row of length
     N*Hp*Wp, and kernel offset (i, j) is a shift by ``i*Wp + j`` along it.
