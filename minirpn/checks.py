@@ -74,12 +74,19 @@ def check_array(x, name, shape=None, ndim=None):
 
 
 def check_float_array(x, name, shape=None, ndim=None):
-    """Like :func:`check_array`, and also require a floating dtype."""
+    """Like :func:`check_array`, and also require float32 or float64 in the
+    machine's byte order: the numba kernels and the BLAS calls take nothing
+    else (float16, or big-endian data read from a file, would fail inside
+    them with a compiler's error instead of this one)."""
     check_array(x, name, shape=shape, ndim=ndim)
-    if x.dtype.kind != "f":
+    if x.dtype.kind != "f" or x.dtype.itemsize not in (4, 8):
         raise TypeError(
             f"{name} must be a floating-point array (float32 or float64), "
             f"got dtype {x.dtype}")
+    if not x.dtype.isnative:
+        raise TypeError(
+            f"{name} must be in the machine's byte order, got dtype {x.dtype} "
+            f"('{x.dtype.str}'); convert it with .astype('{x.dtype.newbyteorder('=').str}')")
     return x
 
 

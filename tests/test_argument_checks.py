@@ -6,9 +6,9 @@ import re
 import numpy as np
 import pytest
 
-from minirpn.checks import (check_image_size, check_index, check_non_negative_int,
-                            check_non_negative_number, check_positive_int,
-                            check_positive_number, check_rng)
+from minirpn.checks import (check_float_array, check_image_size, check_index,
+                            check_non_negative_int, check_non_negative_number,
+                            check_positive_int, check_positive_number, check_rng)
 
 
 @pytest.mark.parametrize("check,good,type_bad,value_bad,words", [
@@ -51,3 +51,22 @@ def test_check_image_size_and_rng():
     assert check_rng(rng) is rng and isinstance(check_rng(None), np.random.Generator)
     with pytest.raises(TypeError, match="rng must be a numpy.random.Generator or None"):
         check_rng(0)
+
+
+def test_float_arrays_are_float32_or_float64_in_native_byte_order():
+    """What the numba kernels and BLAS take; anything else is refused up
+    front, not inside a kernel with a compiler's error."""
+    for dtype in (np.float32, np.float64, "=f4"):
+        x = np.zeros((2, 3), dtype)
+        assert check_float_array(x, "x", shape=(2, 3)) is x
+    for dtype in (np.float16, np.longdouble, np.int32, np.complex64):
+        if np.dtype(dtype).itemsize in (4, 8) and np.dtype(dtype).kind == "f":
+            continue  # a platform whose longdouble is double
+        with pytest.raises(TypeError, match=r"x must be a floating-point array "
+                                            r"\(float32 or float64\), got dtype"):
+            check_float_array(np.zeros(3, dtype), "x")
+    swapped = np.dtype(np.float32).newbyteorder("S")
+    with pytest.raises(TypeError, match=re.escape(
+            f"x must be in the machine's byte order, got dtype {swapped} ('{swapped.str}'); "
+            f"convert it with .astype('{np.dtype(np.float32).str}')")):
+        check_float_array(np.zeros(3, swapped), "x")

@@ -49,7 +49,9 @@ def test_check_boxes_names_argument_and_first_bad_row(row, message):
     (np.zeros((3, 5)), ValueError, r"gt_boxes must have shape \(\*, 4\)"),
     (np.zeros(4), ValueError, r"gt_boxes must have shape \(\*, 4\)"),
     (np.zeros((3, 4), np.int64), TypeError, "gt_boxes must be a floating"),
-    (np.zeros((3, 4), np.float16), TypeError, "gt_boxes must be float32"),
+    (np.zeros((3, 4), np.float16), TypeError,
+     r"gt_boxes must be a floating-point array \(float32 or float64\)"),
+    (np.zeros((3, 4), ">f4"), TypeError, "gt_boxes must be in the machine's byte order"),
     ([[0.0, 0.0, 1.0, 1.0]], TypeError, "gt_boxes must be an ndarray"),
 ])
 def test_check_boxes_rejects_wrong_type_and_shape(bad, error, message):

@@ -164,7 +164,7 @@ def test_dtype_follows_input_and_no_rois(dtype):
 @pytest.mark.parametrize("args,kwargs,error,match", [
     ((F[0], R), {}, ValueError, "features must be 4-D"),
     ((F.astype(np.int32), R), {}, TypeError, "features must be a floating"),
-    ((F.astype(np.float16), R), {}, TypeError, "features must be float32 or float64"),
+    ((F.astype(np.float16), R), {}, TypeError, r"features must be a floating-point array \(float32 or float64\)"),
     ((F[:, :, :0], R), {}, ValueError, "H >= 1"),
     ((F, R[:, :4]), {}, ValueError, r"rois must have shape \(\*, 5\)"),
     ((F, R.astype(np.float64)), {}, TypeError, "rois must have the dtype of features"),

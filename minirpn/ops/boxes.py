@@ -53,9 +53,6 @@ def check_boxes(boxes, name):
         e.g. ``boxes row 3 has x2 < x1: [10, 0, 5, 4]``.
     """
     check_float_array(boxes, name, shape=(None, 4))
-    if boxes.dtype not in (numpy.float32, numpy.float64):
-        raise TypeError(
-            f"{name} must be float32 or float64, got dtype {boxes.dtype}")
     xp = get_array_module(boxes)
     # Fast path: two whole-array reductions (a per-row .all(axis=1)
     # costs more than box_iou itself: benchmarks/README.md), combined on
