@@ -98,7 +98,8 @@ def test_stride1_col2im_matches_reference(xs, ws, stride, padding, rng):
 # ---------------------------------------------------------------- max-pool
 @pytest.mark.parametrize("shape, kernel, stride", [
     ((2, 3, 8, 9), (2, 2), (2, 2)), ((1, 2, 9, 7), (3, 3), (2, 2)),
-    ((1, 2, 7, 9), (3, 2), (1, 3)), ((1, 1, 13, 13), (12, 12), (1, 1))])
+    ((1, 2, 7, 9), (3, 2), (1, 3)), ((1, 1, 13, 13), (12, 12), (1, 1)),
+    ((1, 2, 11, 8), (3, 2), (3, 2)), ((2, 1, 7, 10), (3, 3), (3, 3))])  # tiling windows
 def test_max_pool_numba_kernels_match_the_offset_loop(shape, kernel, stride, rng):
     from minirpn.nn import pooling
     x = rng.standard_normal(shape)

@@ -190,13 +190,47 @@ def max_pool2d_backward(dy, cache):
     return unpool(dy, arg, x_shape, kernel, stride)
 
 
+@njit(error_model="numpy", inline="always")
+def _unpool_row(row, g, at, offset, j, SW, OW):
+    """One row of dx at window offset (i, j) (``row`` is input row
+    ``oh*SH + i``): g where its window's arg-max is that offset, else 0."""
+    for ow in range(OW):
+        row[ow * SW + j] = g[ow] if at[ow] == offset else 0
+
+
+@njit(error_model="numpy")
+def _unpool_tiled_kernel(dy, arg, KH, KW, dx):
+    """dx (P, H, W) of windows that tile x (stride = kernel, as VGG16's 2x2
+    pools): each element lies in one window at most, so it is written once,
+    in order, with no zero pass and no scatter (1.5x faster on pool1 at
+    600x1000, benchmarks/README.md); rows and columns past the last window
+    get 0."""
+    OH, OW = dy.shape[1:]
+    for p in range(dy.shape[0]):
+        for oh in range(OH):
+            for i in range(KH):
+                row = dx[p, oh * KH + i]
+                for j in range(KW):
+                    if KW == 2:  # the same loop, with a stride LLVM can see
+                        _unpool_row(row, dy[p, oh], arg[p, oh], i * KW + j, j, 2, OW)
+                    else:
+                        _unpool_row(row, dy[p, oh], arg[p, oh], i * KW + j, j, KW, OW)
+                row[OW * KW:] = 0
+        dx[p, OH * KH:] = 0
+
+
 def _unpool_numpy(dy, arg, x_shape, kernel, stride):
-    """Backward on NumPy arrays by :func:`_pool_backward_kernel`."""
+    """Backward on NumPy arrays: :func:`_unpool_tiled_kernel` when the
+    windows tile x, else :func:`_pool_backward_kernel`'s scatter."""
     N, C, H, W = x_shape
+    dy3 = np.ascontiguousarray(dy).reshape((N * C,) + dy.shape[2:])
+    arg3 = arg.reshape((N * C,) + arg.shape[2:])
+    if kernel == stride:
+        dx = np.empty(x_shape, dtype=dy.dtype)
+        _unpool_tiled_kernel(dy3, arg3, *kernel, dx.reshape(N * C, H, W))
+        return dx
     dx = np.zeros(x_shape, dtype=dy.dtype)
-    _pool_backward_kernel(np.ascontiguousarray(dy).reshape((N * C,) + dy.shape[2:]),
-                          arg.reshape((N * C,) + arg.shape[2:]), kernel[1],
-                          *stride, dx.reshape(N * C, H, W))
+    _pool_backward_kernel(dy3, arg3, kernel[1], *stride, dx.reshape(N * C, H, W))
     return dx
 
 
