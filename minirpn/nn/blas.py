@@ -29,8 +29,8 @@ its own thread pool, and a pool's threads keep spinning for a while after
 a call: a ``gemm_add`` between two ``numpy.matmul`` calls (Linear layers,
 im2col convs) then shares its cores with the other pool's spinning threads.
 On this project's 2-core machine a (64, 288) @ (288, 16384) product took
-3.5 ms either way alone and 9-12 ms when the two BLAS alternated
-(benchmarks/README.md).
+3.5 ms with ``numpy.matmul`` and NumPy's BLAS alternating, and 9-12 ms
+with ``numpy.matmul`` and SciPy's alternating (benchmarks/README.md).
 """
 import ctypes
 import functools
