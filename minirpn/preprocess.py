@@ -300,8 +300,12 @@ def preprocess(images, config, xp=None):
     Hp, Wp = -(-Hp // stride) * stride, -(-Wp // stride) * stride
     batch = xp.zeros((len(images), 3, Hp, Wp), dtype=config.dtype)
     for n, r in enumerate(resized):
-        pixels = xp.asarray(r).astype(np.float32, copy=False)
-        batch[n, :, :r.shape[0], :r.shape[1]] = ((pixels - mean) / std).transpose(2, 0, 1)
+        pixels, (h, w) = xp.asarray(r), r.shape[:2]
+        # one channel at a time: broadcast over the last axis (of 3), the
+        # same arithmetic ran 4x slower (NumPy's inner loop is 3 elements)
+        for c in range(3):
+            channel = pixels[:, :, c].astype(np.float32)
+            batch[n, c, :h, :w] = (channel - mean[c]) / std[c]
     return PreprocessedBatch(
         images=batch,
         image_sizes=[r.shape[:2] for r in resized],
