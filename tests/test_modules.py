@@ -253,6 +253,23 @@ def test_sgd_two_hand_computed_steps():
         opt.lr = -1.0
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_sgd_one_pass_kernel_matches_the_xp_update_bit_for_bit(dtype):
+    """NumPy arrays take optim._sgd_kernel; CuPy arrays the xp operations."""
+    from minirpn.nn import optim
+    rng = np.random.default_rng(0)
+    p = rng.standard_normal((2, 3, 50)).astype(dtype)
+    p_xp, v, v_xp = p.copy(), np.zeros_like(p), np.zeros_like(p)
+    for decay in (True, False, True):
+        g = rng.standard_normal(p.shape).astype(dtype)
+        optim._sgd_kernel(p.reshape(-1), g.reshape(-1), v.reshape(-1), dtype(0.1),
+                          dtype(0.9), dtype(5e-4), decay)
+        optim._sgd_xp(p_xp, g, v_xp, 0.1, 0.9, 5e-4, decay)
+        np.testing.assert_array_equal(p, p_xp)
+        np.testing.assert_array_equal(v, v_xp)
+    assert p.dtype == dtype
+
+
 def test_sgd_state_round_trip_resumes_exactly():
     params, grads, opt = _sgd_setup()
     opt.step()

@@ -15,8 +15,11 @@ momentum 0.9, weight decay 5e-4, lr 1e-3 then 1e-4.
 """
 import math
 
+import numpy as np
+
 from ..backend import get_array_module, to_numpy
 from ..checks import check_probability
+from ..jit import njit
 
 __all__ = ["SGD"]
 
@@ -28,6 +31,28 @@ def _number(value, name, low=0.0):
     if not math.isfinite(float(value)) or float(value) < low:
         raise ValueError(f"{name} must be a finite number >= {low}, got {value!r}")
     return float(value)
+
+
+@njit(error_model="numpy")
+def _sgd_kernel(p, g, v, lr, momentum, weight_decay, decay):
+    """The three lines above in one pass over flat arrays (the ``xp`` code
+    makes five passes and two temporaries: 418 -> 90 ms for VGG16's 137M
+    parameters, benchmarks/README.md). The scalars come in p's dtype and the
+    operations in the ``xp`` code's order, so the results are the same."""
+    for i in range(p.size):
+        grad = g[i] + weight_decay * p[i] if decay else g[i]
+        vi = v[i] * momentum + grad
+        v[i] = vi
+        p[i] -= lr * vi
+
+
+def _sgd_xp(p, g, v, lr, momentum, weight_decay, decay):
+    """The same update with ``xp`` array operations (CuPy arrays)."""
+    if decay:
+        g = g + weight_decay * p
+    v *= momentum
+    v += g
+    p -= lr * v
 
 
 class SGD:
@@ -85,13 +110,16 @@ class SGD:
     def step(self):
         """Apply one update to every parameter, in place."""
         for key, p in self.params.items():
-            g = self.grads[key]
-            if self.weight_decay and key not in self.no_weight_decay:
-                g = g + self.weight_decay * p
-            v = self.velocity[key]
-            v *= self.momentum
-            v += g
-            p -= self._lr * v
+            g, v = self.grads[key], self.velocity[key]
+            decay = bool(self.weight_decay) and key not in self.no_weight_decay
+            arrays = (p, g, v)
+            if all(isinstance(a, np.ndarray) and a.flags.c_contiguous and a.dtype == p.dtype
+                   for a in arrays) and p.dtype in (np.float32, np.float64):
+                scalar = p.dtype.type
+                _sgd_kernel(*(a.reshape(-1) for a in arrays), scalar(self._lr),
+                            scalar(self.momentum), scalar(self.weight_decay), decay)
+            else:
+                _sgd_xp(p, g, v, self._lr, self.momentum, self.weight_decay, decay)
 
     def zero_grad(self):
         """Set every gradient to zero, in place."""
