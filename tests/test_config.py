@@ -4,7 +4,7 @@ from minirpn import Config
 from minirpn.config import TOY_CHANNELS, VGG16_CHANNELS
 
 
-def test_paper_preset_has_the_seeds_defaults():
+def test_paper_preset_has_the_papers_and_py_faster_rcnns_defaults():
     c = Config.paper(20)
     assert (c.target_size, c.max_size) == (600, 1000)
     assert c.backbone_channels == VGG16_CHANNELS
