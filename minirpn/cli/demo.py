@@ -22,8 +22,8 @@ DEMO_VAL_IMAGES = 100
 
 
 def demo_train_config(seed=0, minutes=None):
-    """The demo's training schedule: 2700 steps of one image each (3.4
-    minutes on 2 lightly loaded cores; mAP@0.5 0.93 on the held-out images).
+    """The demo's training schedule: 2700 steps of one image each (3.3-3.5
+    minutes on 2 cores; mAP@0.5 0.94 on the held-out images).
 
     One image per step, as py-faster-rcnn's end-to-end recipe
     (``experiments/cfgs/faster_rcnn_end2end.yml``: ``IMS_PER_BATCH: 1``):
