@@ -63,6 +63,7 @@ from ..backend import get_array_module
 from ..checks import check_float_array, check_same_dtype
 from .conv_bands import conv2d_backward_bands, conv2d_forward_bands
 from .conv_taps import conv2d_backward_taps, conv2d_dx_taps, conv2d_forward_taps, same_width
+from .kernel_tools import transpose_into
 from .layer_checks import check_float_rank, int_pair
 
 __all__ = ["conv2d_forward", "conv2d_backward", "ConvCache", "WHOLE_IM2COL_BYTES",
@@ -181,20 +182,20 @@ def _dx_stride1(dy, w, x_shape, padding):
     return xp.ascontiguousarray(dx[:, :, ph:ph + H, pw:pw + W].transpose(1, 0, 2, 3))
 
 
-def _transposed(a, rows=64):
-    """``a.T`` (n, m) as a contiguous array, for a 2-D (m, n) array a.
+def _transposed(a):
+    """``a.T`` (n, m) as a contiguous array, for a C-contiguous 2-D (m, n) a.
 
-    NumPy arrays go ``rows`` rows of a at a time: copying the whole
-    transpose at once strides through a with a power-of-two stride (F
-    floats) that thrashes the cache, e.g. 12.6 ms instead of 4.2 ms for
-    (4608, 512) float32 (benchmarks/README.md).
+    NumPy arrays go through the RoI kernels' tiled transpose
+    (:func:`.kernel_tools.transpose_into`): copying the whole transpose at
+    once strides through a with a power-of-two stride (F floats) that
+    thrashes the cache, e.g. 11.7 ms instead of 3.1 ms for (4608, 512)
+    float32 (benchmarks/README.md).
     """
     xp = get_array_module(a)
     if xp is not np:
         return xp.ascontiguousarray(a.T)
     out = np.empty(a.shape[::-1], dtype=a.dtype)
-    for r0 in range(0, a.shape[0], rows):
-        out[:, r0:r0 + rows] = a[r0:r0 + rows].T
+    transpose_into(a, out)
     return out
 
 

@@ -1,8 +1,9 @@
 """Helpers of the numba RoI kernels: thread control and a tiled transpose.
 
 They serve the fast paths of :mod:`minirpn.nn.roi_pool` and
-:mod:`minirpn.nn.roi_align` only; the reference loops of
-:mod:`minirpn.nn.reference` need neither.
+:mod:`minirpn.nn.roi_align` (and the transpose also the im2col conv's dw,
+:mod:`minirpn.nn.conv`); the reference loops of :mod:`minirpn.nn.reference`
+need neither.
 """
 import contextlib
 
