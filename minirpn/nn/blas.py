@@ -46,6 +46,7 @@ _TYPES = {np.dtype(np.float32): ("s", ctypes.c_float),
 _ROW_MAJOR, _FLAG = 101, {b"N": 111, b"T": 112}   # CBLAS enum values
 
 
+@functools.cache
 def _numpy_openblas():
     """ctypes handle of the OpenBLAS bundled in NumPy's wheel, or None."""
     here = os.path.dirname(np.__file__)
