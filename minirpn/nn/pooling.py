@@ -23,8 +23,9 @@ That is the path of CuPy arrays (and the readable statement of the layer).
 NumPy arrays take two numba kernels instead, :func:`_pool_forward_kernel`
 and :func:`_pool_backward_kernel` (serial, like the conv kernels): the max
 and its first arg-max together, one output row at a time (the offset loop
-above reads x KH*KW times twice), and one scatter of dy. The offset loop stays
-as the reference they are tested against.
+above reads x KH*KW times twice), and one scatter of dy; windows that tile
+x (VGG16's 2x2 pools) write dx once instead, :func:`_unpool_tiled_kernel`.
+The offset loop stays as the reference they are tested against.
 """
 import numpy as np
 
