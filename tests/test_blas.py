@@ -88,3 +88,39 @@ def test_uses_numpys_bundled_openblas_when_numpy_ships_one():
         "numpy" if bundled else "scipy")
     with _through("scipy"):
         assert blas.blas_name() == "scipy"
+
+
+def test_limit_blas_threads_sets_and_restores_numpys_count():
+    """conv_winograd runs one product per core on a one-thread BLAS: the
+    count drops inside the block, is restored after it (even on an error),
+    and a build without a bundled OpenBLAS reports one thread."""
+    before = blas.blas_threads()
+    assert before >= 1
+    with pytest.raises(RuntimeError, match="inside"):
+        with blas.limit_blas_threads(1):
+            assert blas.blas_threads() == 1
+            raise RuntimeError("inside")
+    assert blas.blas_threads() == before
+    with mock.patch.object(blas, "_thread_count_functions", lambda: None):
+        assert blas.blas_threads() == 1
+        with blas.limit_blas_threads(1):
+            pass
+
+
+def test_on_cores_splits_items_and_raises_what_a_core_raised():
+    seen = {}
+
+    def task(core, part):
+        seen[core] = (part, blas.blas_threads())
+    blas.on_cores(task, list(range(7)), 3)
+    assert {k: v[0] for k, v in seen.items()} == {0: [0, 3, 6], 1: [1, 4], 2: [2, 5]}
+    assert all(threads == 1 for _, threads in seen.values())  # one-thread BLAS inside
+    seen.clear()
+    blas.on_cores(task, [5], 4)  # one part: run here, BLAS untouched
+    assert seen == {0: ([5], blas.blas_threads())}
+
+    def fails(core, part):
+        if core == 1:
+            raise ValueError("core 1")
+    with pytest.raises(ValueError, match="core 1"):
+        blas.on_cores(fails, [0, 1], 2)

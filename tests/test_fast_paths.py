@@ -1,6 +1,7 @@
-"""The fast paths give the results of the plain references: conv2d's four
+"""The fast paths give the results of the plain references: conv2d's five
 paths ("1x1", "im2col" — the one CuPy arrays take, run here on NumPy arrays —
-"bands" and "taps") against ``minirpn.nn.reference``, and the stride-1 col2im
+"bands", "taps" and "winograd", which tests/test_conv_winograd.py checks
+further) against ``minirpn.nn.reference``, and the stride-1 col2im
 that CuPy arrays' dx takes; the max-pool and ReLU numba
 kernels against the ``xp`` code that CuPy arrays run. (box_iou and nms:
 tests/test_ops_boxes.py and tests/test_ops_nms.py; RoI Pool and RoI Align:
@@ -8,7 +9,7 @@ tests/test_roi_pool.py and tests/test_roi_align.py.)"""
 import numpy as np
 import pytest
 
-from minirpn.nn import conv, conv_bands, conv_taps
+from minirpn.nn import conv, conv_bands, conv_taps, conv_winograd
 from minirpn.nn.reference import conv2d_backward_reference, conv2d_forward_reference
 
 CASES = [  # x shape, w shape, stride, padding
@@ -26,12 +27,17 @@ CASES = [  # x shape, w shape, stride, padding
     ((2, 3, 6, 5), (2, 3, 3, 5), (1, 1), (4, 2)),     # pad_h > KH - 1: bias-only rows
     ((1, 5, 7, 2), (3, 5, 3, 5), (1, 1), (1, 2)),     # W < KW: every column an edge
     ((1, 4, 6, 8), (5, 4, 3, 1), (1, 1), (1, 0)),     # KW = 1: no edge columns
+    # 3x3, stride 1, padding 1: "winograd" can take these
+    ((2, 4, 7, 5), (3, 4, 3, 3), (1, 1), (1, 1)),     # odd sides: half-empty tiles
+    ((1, 3, 1, 1), (2, 3, 3, 3), (1, 1), (1, 1)),     # one pixel
 ]
 TOL = {np.float32: dict(rtol=1e-5, atol=1e-4), np.float64: dict(rtol=1e-11, atol=1e-11)}
-#: (WHOLE_IM2COL_BYTES, TAPS_MIN_CHANNELS) that send every NumPy conv (but
-#: 1x1) down one path ("taps" takes only stride 1 with OW = W: the others
-#: go "bands")
-PATH_LIMITS = {"im2col": (1 << 62, 1), "bands": (0, 1 << 30), "taps": (0, 1)}
+#: (WHOLE_IM2COL_BYTES, TAPS_MIN_CHANNELS, WINOGRAD_MIN_PIXELS) that send
+#: every NumPy conv (but 1x1) down one path ("winograd" takes only 3x3,
+#: stride 1, padding 1, and "taps" only stride 1 with OW = W: the others
+#: go "taps" or "bands")
+PATH_LIMITS = {"im2col": (1 << 62, 1, 1 << 62), "bands": (0, 1 << 30, 1 << 62),
+               "taps": (0, 1, 1 << 62), "winograd": (0, 1, 0)}
 
 
 def conv_forward_backward(x, w, b, stride, padding, dy):
@@ -46,16 +52,20 @@ def test_fast_paths_match_reference(xs, ws, stride, padding, band_bytes, dtype, 
                                     monkeypatch):
     monkeypatch.setattr(conv_bands, "_BAND_BYTES", band_bytes)
     monkeypatch.setattr(conv_taps, "_BAND_BYTES", band_bytes)
+    monkeypatch.setattr(conv_winograd, "_BAND_BYTES", band_bytes)
     x, w = rng.standard_normal(xs).astype(dtype), rng.standard_normal(ws).astype(dtype)
     b = rng.standard_normal(ws[0]).astype(dtype)
     y, cache = conv2d_forward_reference(x, w, b, stride, padding)
     dy = rng.standard_normal(y.shape).astype(dtype)
     expected = (y,) + conv2d_backward_reference(dy, cache)
     one_by_one = ws[2:] == (1, 1) and stride == (1, 1) and padding == (0, 0)
-    for path, (limit, min_channels) in PATH_LIMITS.items():
+    for path, (limit, min_channels, min_pixels) in PATH_LIMITS.items():
         monkeypatch.setattr(conv, "WHOLE_IM2COL_BYTES", limit)
         monkeypatch.setattr(conv, "TAPS_MIN_CHANNELS", min_channels)
+        monkeypatch.setattr(conv, "WINOGRAD_MIN_PIXELS", min_pixels)
         taken, got = conv_forward_backward(x, w, b, stride, padding, dy)
+        if path == "winograd" and not (ws[2:] == (3, 3) and stride == padding == (1, 1)):
+            path = "taps"
         if path == "taps" and not (stride == (1, 1) and conv_taps.same_width(ws, padding)):
             path = "bands"
         assert taken == ("1x1" if one_by_one else path)

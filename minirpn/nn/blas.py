@@ -32,6 +32,8 @@ On this project's 2-core machine a (64, 288) @ (288, 16384) product took
 3.5 ms with ``numpy.matmul`` and NumPy's BLAS alternating, and 9-12 ms
 with ``numpy.matmul`` and SciPy's alternating (benchmarks/README.md).
 """
+from concurrent.futures import ThreadPoolExecutor
+import contextlib
 import ctypes
 import functools
 import glob
@@ -39,7 +41,7 @@ import os
 
 import numpy as np
 
-__all__ = ["gemm_add", "blas_name"]
+__all__ = ["gemm_add", "blas_name", "blas_threads", "limit_blas_threads", "on_cores"]
 
 _TYPES = {np.dtype(np.float32): ("s", ctypes.c_float),
           np.dtype(np.float64): ("d", ctypes.c_double)}
@@ -93,6 +95,64 @@ def _scipy_gemm(dtype):
 def blas_name(dtype=np.float32):
     """Which BLAS :func:`gemm_add` calls: ``"numpy"`` or ``"scipy"``."""
     return "numpy" if _numpy_cblas(np.dtype(dtype)) is not None else "scipy"
+
+
+@functools.cache
+def _thread_count_functions():
+    """(get, set) of NumPy's bundled OpenBLAS's thread count, or None."""
+    lib = _numpy_openblas()
+    for prefix in ("scipy_openblas", "openblas"):
+        get = getattr(lib, f"{prefix}_get_num_threads64_", None) if lib is not None else None
+        put = getattr(lib, f"{prefix}_set_num_threads64_", None) if lib is not None else None
+        if get is not None and put is not None:
+            get.restype, get.argtypes = ctypes.c_int, []
+            put.restype, put.argtypes = None, [ctypes.c_int]
+            return get, put
+    return None
+
+
+def blas_threads():
+    """Threads that NumPy's bundled OpenBLAS runs one product on; 1 when
+    NumPy has none (then its count cannot be read, nor set)."""
+    functions = _thread_count_functions()
+    return functions[0]() if functions is not None else 1
+
+
+@contextlib.contextmanager
+def limit_blas_threads(n):
+    """Within the block, NumPy's OpenBLAS runs each product on at most n
+    threads, process-wide (OpenBLAS's count is global in its pthreads
+    build); restored on exit. For callers that run their own threads, one
+    product each. Does nothing when NumPy's BLAS is not the bundled one."""
+    functions = _thread_count_functions()
+    before = functions[0]() if functions is not None else n
+    if before > n:
+        functions[1](n)
+    try:
+        yield
+    finally:
+        if before > n:
+            functions[1](before)
+
+
+@functools.cache
+def _pool(workers):
+    return ThreadPoolExecutor(workers, thread_name_prefix="minirpn-cores")
+
+
+def on_cores(task, items, cores):
+    """Run ``task(k, items[k::cores])`` for each core k at once, each in a
+    thread of its own and every BLAS product on one thread; in the calling
+    thread when there is one part only. ``task`` should release the GIL
+    (BLAS and ``nogil`` numba kernels do) and its exceptions are raised here."""
+    parts = [(k, items[k::cores]) for k in range(min(cores, len(items)))]
+    if len(parts) < 2:
+        for part in parts:
+            task(*part)
+        return
+    with limit_blas_threads(1):
+        for future in [_pool(len(parts)).submit(task, *part) for part in parts]:
+            future.result()
 
 
 def _as_blas(m):

@@ -33,7 +33,7 @@ straight into dx (:func:`.conv_taps.conv2d_dx_taps`). 1x1 stride-1
 unpadded convs (the RPN heads) need no unrolling at all.
 
 The plain definition is :func:`minirpn.nn.reference.conv2d_forward_reference`
-(one einsum per kernel offset; read it first). The four fast paths here
+(one einsum per kernel offset; read it first). The five fast paths here
 give its results up to rounding (``tests/test_fast_paths.py``, float32 and
 float64), and :func:`_choose_path` picks one per call:
 
@@ -53,7 +53,12 @@ float64), and :func:`_choose_path` picks one per call:
   least ``TAPS_MIN_CHANNELS`` input channels (every VGG16 layer but
   conv1_1, and the RPN's 3x3 conv): one product per kernel tap added
   straight into y, no unrolling and no padded copy at all. It caches only
-  x, as ``"bands"`` does.
+  x, as ``"bands"`` does;
+- ``"winograd"``: :mod:`.conv_winograd`, the NumPy path for 3x3 convs at
+  stride 1 and padding 1 (every VGG16 layer but conv1_1) with at least
+  ``WINOGRAD_MIN_PIXELS`` output pixels: Winograd's F(2x2, 3x3), 2.25
+  times fewer multiply-adds than the others, for rounding differences of
+  about 1e-6 in float32. It caches x and the transformed filters.
 """
 from typing import Any, NamedTuple, Optional, Tuple
 
@@ -63,23 +68,25 @@ from ..backend import get_array_module
 from ..checks import check_float_array, check_same_dtype
 from .conv_bands import conv2d_backward_bands, conv2d_forward_bands
 from .conv_taps import conv2d_backward_taps, conv2d_dx_taps, conv2d_forward_taps, same_width
+from .conv_winograd import conv2d_backward_winograd, conv2d_forward_winograd
 from .kernel_tools import transpose_into
 from .layer_checks import check_float_rank, int_pair
 
 __all__ = ["conv2d_forward", "conv2d_backward", "ConvCache", "WHOLE_IM2COL_BYTES",
-           "TAPS_MIN_CHANNELS"]
+           "TAPS_MIN_CHANNELS", "WINOGRAD_MIN_PIXELS"]
 
 
 class ConvCache(NamedTuple):
     """What :func:`conv2d_backward` needs from :func:`conv2d_forward`."""
-    path: str                      # "1x1", "im2col", "bands" or "taps": see _choose_path
+    path: str                      # "1x1", "im2col", "bands", "taps" or "winograd"
     w: Any                         # (F, C, KH, KW) filters
     x_shape: Tuple[int, ...]       # (N, C, H, W)
     stride: Tuple[int, int]        # (SH, SW)
     padding: Tuple[int, int]       # (PH, PW)
     out_size: Tuple[int, int]      # (OH, OW)
-    x: Optional[Any] = None        # "1x1", "bands", "taps": the input itself (no copy)
+    x: Optional[Any] = None        # "1x1", "bands", "taps", "winograd": the input (no copy)
     cols: Optional[Any] = None     # "im2col": (K + 1, P) matrix, ones in its last row
+    u: Optional[Any] = None        # "winograd": (16, F, C) transformed filters
 
 
 def _check_inputs(x, w, b, stride, padding):
@@ -224,6 +231,10 @@ WHOLE_IM2COL_BYTES = 32 << 20
 #: "bands" path).
 TAPS_MIN_CHANNELS = 16
 
+#: Fewest output pixels for the "winograd" path: below this its transforms
+#: and scratch buffers cost more than the products it saves.
+WINOGRAD_MIN_PIXELS = 8192
+
 
 def _im2col_bytes(x, w, OH, OW):
     """Size of the (C*KH*KW + 1, N*OH*OW) im2col matrix of x."""
@@ -232,10 +243,14 @@ def _im2col_bytes(x, w, OH, OW):
 
 
 def _choose_path(x, w, stride, padding, out_size):
-    """Which of the four fast paths computes this conv (all give the
-    reference's results; they differ in speed and memory)."""
+    """Which of the five fast paths computes this conv (all give the
+    reference's results up to rounding; they differ in speed and memory)."""
     if w.shape[2:] == (1, 1) and stride == (1, 1) and padding == (0, 0):
         return "1x1"     # a per-pixel linear map: nothing to unroll
+    if (isinstance(x, np.ndarray) and w.shape[2:] == (3, 3) and stride == (1, 1)
+            and padding == (1, 1) and x.shape[1] >= TAPS_MIN_CHANNELS
+            and out_size[0] * out_size[1] >= WINOGRAD_MIN_PIXELS):
+        return "winograd"  # 2.25x fewer multiply-adds, cache x and U only
     if isinstance(x, np.ndarray) and _im2col_bytes(x, w, *out_size) > WHOLE_IM2COL_BYTES:
         if (stride == (1, 1) and same_width(w.shape, padding)
                 and x.shape[1] >= TAPS_MIN_CHANNELS):
@@ -248,7 +263,7 @@ def conv2d_forward(x, w, b, stride=1, padding=0):
     """2-D convolution forward: ``y = w * x + b`` (cross-correlation).
 
     The results of :func:`minirpn.nn.reference.conv2d_forward_reference`
-    (up to rounding), by the fastest of four paths (:func:`_choose_path`).
+    (up to rounding), by the fastest of five paths (:func:`_choose_path`).
 
     Shapes: N batch, C input channels, H x W input, F filters, KH x KW
     kernel, OH = (H + 2*pad_h - KH) // stride_h + 1, OW likewise.
@@ -271,10 +286,10 @@ def conv2d_forward(x, w, b, stride=1, padding=0):
     y : ndarray, (N, F, OH, OW), dtype of x
     cache : ConvCache
         What :func:`conv2d_backward` needs: the path taken, w and the
-        geometry, and for 1x1 stride-1 unpadded convs and NumPy arrays whose
-        im2col matrix would exceed ``WHOLE_IM2COL_BYTES`` x itself (not a
-        copy), otherwise the (C*KH*KW + 1, N*OH*OW) im2col matrix of x, ones
-        in its last row.
+        geometry, and for 1x1 stride-1 unpadded convs and NumPy arrays on
+        the "bands", "taps" or "winograd" paths x itself (not a copy; for
+        "winograd" also the (16, F, C) transformed filters), otherwise the
+        (C*KH*KW + 1, N*OH*OW) im2col matrix of x, ones in its last row.
 
     Raises
     ------
@@ -301,6 +316,9 @@ def conv2d_forward(x, w, b, stride=1, padding=0):
     if path == "taps":
         y = conv2d_forward_taps(x, w, b, padding, (OH, OW))
         return y, ConvCache(path, x=x, **geometry)
+    if path == "winograd":
+        y, u = conv2d_forward_winograd(x, w, b)
+        return y, ConvCache(path, x=x, u=u, **geometry)
     cols = _im2col(x, (KH, KW), stride, padding, (OH, OW))
     y2 = xp.concatenate([w.reshape(F, -1), b[:, None]], axis=1) @ cols
     return _to_nchw(y2, N, F, OH, OW), ConvCache(path, cols=cols, **geometry)
@@ -343,6 +361,8 @@ def conv2d_backward(dy, cache, need_dx=True):
         return conv2d_backward_bands(dy, cache.x, w, cache.stride, cache.padding, need_dx)
     if cache.path == "taps":
         return conv2d_backward_taps(dy, cache.x, w, cache.padding, need_dx)
+    if cache.path == "winograd":
+        return conv2d_backward_winograd(dy, cache.x, w, cache.u, need_dx)
     cols, x_shape, stride, padding = cache.cols, cache.x_shape, cache.stride, cache.padding
     dy2 = _from_nchw(dy)
     # (K+1, P) @ (P, F) runs faster in BLAS than (F, P) @ (P, K+1) for small F.
