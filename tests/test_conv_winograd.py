@@ -101,7 +101,8 @@ def test_filters_are_transformed_once_and_cached(rng, monkeypatch):
     """conv2d takes this path for large 3x3, stride-1, padding-1 maps of
     NumPy arrays; it caches x itself and U, not a copy of x."""
     x, w, b, dy = inputs(rng, (1, 4, 16, 16), 8, np.float32)
-    monkeypatch.setattr(conv, "WINOGRAD_MIN_PIXELS", 256)
+    macs = 16 * 16 * 8 * 4 * 9
+    monkeypatch.setattr(conv, "WINOGRAD_MIN_MACS", macs)
     monkeypatch.setattr(conv, "TAPS_MIN_CHANNELS", 4)
     y, cache = conv.conv2d_forward(x, w, b, 1, 1)
     assert cache.path == "winograd" and cache.x is x and cache.cols is None
@@ -110,8 +111,8 @@ def test_filters_are_transformed_once_and_cached(rng, monkeypatch):
                                reference(x, w, b, dy)[2], **TOL[np.float32])
     for kw in (dict(stride=2, padding=1), dict(stride=1, padding=2)):
         assert conv.conv2d_forward(x, w, b, **kw)[1].path != "winograd"
-    monkeypatch.setattr(conv, "WINOGRAD_MIN_PIXELS", 257)  # 16 x 16 = 256 pixels: too few
+    monkeypatch.setattr(conv, "WINOGRAD_MIN_MACS", macs + 1)  # too small a conv
     assert conv.conv2d_forward(x, w, b, 1, 1)[1].path != "winograd"
-    monkeypatch.setattr(conv, "WINOGRAD_MIN_PIXELS", 256)
+    monkeypatch.setattr(conv, "WINOGRAD_MIN_MACS", macs)
     monkeypatch.setattr(conv, "TAPS_MIN_CHANNELS", 5)  # 4 channels: too thin
     assert conv.conv2d_forward(x, w, b, 1, 1)[1].path != "winograd"

@@ -32,7 +32,7 @@ CASES = [  # x shape, w shape, stride, padding
     ((1, 3, 1, 1), (2, 3, 3, 3), (1, 1), (1, 1)),     # one pixel
 ]
 TOL = {np.float32: dict(rtol=1e-5, atol=1e-4), np.float64: dict(rtol=1e-11, atol=1e-11)}
-#: (WHOLE_IM2COL_BYTES, TAPS_MIN_CHANNELS, WINOGRAD_MIN_PIXELS) that send
+#: (WHOLE_IM2COL_BYTES, TAPS_MIN_CHANNELS, WINOGRAD_MIN_MACS) that send
 #: every NumPy conv (but 1x1) down one path ("winograd" takes only 3x3,
 #: stride 1, padding 1, and "taps" only stride 1 with OW = W: the others
 #: go "taps" or "bands")
@@ -59,10 +59,10 @@ def test_fast_paths_match_reference(xs, ws, stride, padding, band_bytes, dtype, 
     dy = rng.standard_normal(y.shape).astype(dtype)
     expected = (y,) + conv2d_backward_reference(dy, cache)
     one_by_one = ws[2:] == (1, 1) and stride == (1, 1) and padding == (0, 0)
-    for path, (limit, min_channels, min_pixels) in PATH_LIMITS.items():
+    for path, (limit, min_channels, min_macs) in PATH_LIMITS.items():
         monkeypatch.setattr(conv, "WHOLE_IM2COL_BYTES", limit)
         monkeypatch.setattr(conv, "TAPS_MIN_CHANNELS", min_channels)
-        monkeypatch.setattr(conv, "WINOGRAD_MIN_PIXELS", min_pixels)
+        monkeypatch.setattr(conv, "WINOGRAD_MIN_MACS", min_macs)
         taken, got = conv_forward_backward(x, w, b, stride, padding, dy)
         if path == "winograd" and not (ws[2:] == (3, 3) and stride == padding == (1, 1)):
             path = "taps"

@@ -50,15 +50,17 @@ float64), and :func:`_choose_path` picks one per call:
   VGG16's conv1_2 at 600x1000);
 - ``"taps"``: :mod:`.conv_taps`, the NumPy path for large maps at stride 1
   whose output is as wide as the input (2*pad_w = KW - 1) and with at
-  least ``TAPS_MIN_CHANNELS`` input channels (every VGG16 layer but
-  conv1_1, and the RPN's 3x3 conv): one product per kernel tap added
-  straight into y, no unrolling and no padded copy at all. It caches only
-  x, as ``"bands"`` does;
-- ``"winograd"``: :mod:`.conv_winograd`, the NumPy path for 3x3 convs at
-  stride 1 and padding 1 (every VGG16 layer but conv1_1) with at least
-  ``WINOGRAD_MIN_PIXELS`` output pixels: Winograd's F(2x2, 3x3), 2.25
-  times fewer multiply-adds than the others, for rounding differences of
-  about 1e-6 in float32. It caches x and the transformed filters.
+  least ``TAPS_MIN_CHANNELS`` input channels, when "winograd" does not
+  take them: one product per kernel tap added straight into y, no
+  unrolling and no padded copy at all. It caches only x, as ``"bands"``
+  does;
+- ``"winograd"``: :mod:`.conv_winograd`, the NumPy path for large 3x3
+  convs at stride 1 and padding 1 with at least ``TAPS_MIN_CHANNELS``
+  input channels and ``WINOGRAD_MIN_MACS`` multiply-adds (every VGG16
+  layer but conv1_1, and the RPN's 3x3 conv, at 600x1000): Winograd's
+  F(2x2, 3x3), 2.25 times fewer multiply-adds than the others, for
+  rounding differences of about 1e-6 in float32. It caches x and the
+  transformed filters.
 """
 from typing import Any, NamedTuple, Optional, Tuple
 
@@ -73,7 +75,7 @@ from .kernel_tools import transpose_into
 from .layer_checks import check_float_rank, int_pair
 
 __all__ = ["conv2d_forward", "conv2d_backward", "ConvCache", "WHOLE_IM2COL_BYTES",
-           "TAPS_MIN_CHANNELS", "WINOGRAD_MIN_PIXELS"]
+           "TAPS_MIN_CHANNELS", "WINOGRAD_MIN_MACS"]
 
 
 class ConvCache(NamedTuple):
@@ -231,9 +233,13 @@ WHOLE_IM2COL_BYTES = 32 << 20
 #: "bands" path).
 TAPS_MIN_CHANNELS = 16
 
-#: Fewest output pixels for the "winograd" path: below this its transforms
-#: and scratch buffers cost more than the products it saves.
-WINOGRAD_MIN_PIXELS = 8192
+#: Fewest multiply-adds (N*OH*OW * F*C*KH*KW, the direct conv's) for the
+#: "winograd" path. Its saving grows like F*C per pixel, its transforms like
+#: F + C, and each call costs a thread hand-off and scratch buffers: every
+#: 3x3 conv of VGG16 at 600x1000 (2.2e9 to 2.2e10) gains, the small maps of
+#: bench_layers.py (3e8 to 1.1e9) and the toy config's do not
+#: (benchmarks/README.md).
+WINOGRAD_MIN_MACS = 1 << 31
 
 
 def _im2col_bytes(x, w, OH, OW):
@@ -249,7 +255,7 @@ def _choose_path(x, w, stride, padding, out_size):
         return "1x1"     # a per-pixel linear map: nothing to unroll
     if (isinstance(x, np.ndarray) and w.shape[2:] == (3, 3) and stride == (1, 1)
             and padding == (1, 1) and x.shape[1] >= TAPS_MIN_CHANNELS
-            and out_size[0] * out_size[1] >= WINOGRAD_MIN_PIXELS):
+            and x.shape[0] * out_size[0] * out_size[1] * w.size >= WINOGRAD_MIN_MACS):
         return "winograd"  # 2.25x fewer multiply-adds, cache x and U only
     if isinstance(x, np.ndarray) and _im2col_bytes(x, w, *out_size) > WHOLE_IM2COL_BYTES:
         if (stride == (1, 1) and same_width(w.shape, padding)
