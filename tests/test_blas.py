@@ -2,6 +2,7 @@
 strided and transposed views, against numpy's product, through NumPy's
 bundled OpenBLAS (row-major cblas) and through SciPy's (Fortran) alike."""
 import contextlib
+import os
 from unittest import mock
 
 import numpy as np
@@ -124,3 +125,25 @@ def test_on_cores_splits_items_and_raises_what_a_core_raised():
             raise ValueError("core 1")
     with pytest.raises(ValueError, match="core 1"):
         blas.on_cores(fails, [0, 1], 2)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_on_cores_runs_in_a_forked_child():
+    """A child made by fork inherits the parent's pool object but not its
+    threads: on_cores must start new ones there instead of waiting forever."""
+    import multiprocessing
+    import time
+    # the parent's pool: both threads started, both idle
+    blas.on_cores(lambda core, part: time.sleep(0.05), [0, 1], 2)
+
+    def child(queue):
+        seen = []
+        blas.on_cores(lambda core, part: seen.append(part), [0, 1], 2)
+        queue.put(sorted(seen))
+    context = multiprocessing.get_context("fork")
+    queue = context.Queue()
+    process = context.Process(target=child, args=(queue,))
+    process.start()
+    process.join(timeout=60)
+    assert process.exitcode == 0
+    assert queue.get(timeout=5) == [[0], [1]]

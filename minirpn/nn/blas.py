@@ -136,7 +136,9 @@ def limit_blas_threads(n):
 
 
 @functools.cache
-def _pool(workers):
+def _pool(workers, pid):
+    """The threads of :func:`on_cores`; one pool per process, as a child
+    made by fork inherits the pool object but not its threads."""
     return ThreadPoolExecutor(workers, thread_name_prefix="minirpn-cores")
 
 
@@ -151,7 +153,7 @@ def on_cores(task, items, cores):
             task(*part)
         return
     with limit_blas_threads(1):
-        for future in [_pool(len(parts)).submit(task, *part) for part in parts]:
+        for future in [_pool(len(parts), os.getpid()).submit(task, *part) for part in parts]:
             future.result()
 
 
