@@ -37,12 +37,12 @@ and halve, so the results are the reference's up to rounding: about 1e-6
 relative in float32, the trade that cuDNN's and oneDNN's Winograd
 algorithms make too.
 
-Bands of tile rows keep V and M in cache (``_BAND_BYTES``). Each core
-takes every other band, with its own buffers, in a thread of its own, and
-runs their products on a one-thread BLAS (:func:`.blas.on_cores`;
-process-wide while the conv runs): the transforms are serial numba kernels
-that release the GIL, and a numba (OpenMP) pool between BLAS calls would
-spin against OpenBLAS's (benchmarks/README.md). In (4) neighbouring tiles
+Bands of tile rows keep V and M in cache (``_BAND_BYTES``). Of k cores,
+each takes every k-th band, with its own buffers, in a thread of its own,
+and runs their products on a one-thread BLAS (:func:`.blas.on_cores`, for
+the whole process while the conv runs). The transforms are serial numba
+kernels that release the GIL: a numba (OpenMP) pool between BLAS calls
+would spin against OpenBLAS's (benchmarks/README.md). In (4) neighbouring tiles
 overlap by two rows of dx, so bands of one parity run at once, then the
 other. Only x and U are cached for the backward pass, which rebuilds V
 band by band. NumPy arrays only; :func:`minirpn.nn.conv._choose_path`
@@ -330,10 +330,10 @@ def conv2d_forward_winograd(x, w, b):
     def task(core, part):
         V, M = _buffer(tiles, C, x.dtype), _buffer(tiles, F, x.dtype)
         for n, (i0, i1) in part:
-            T = (i1 - i0) * tw
-            _input_transform(x[n], i0, i1, V(T))
-            np.matmul(U, V(T), out=M(T))                                # (2)
-            _output_transform(M(T), b, i0, i1, y[n])
+            Vb, Mb = V((i1 - i0) * tw), M((i1 - i0) * tw)
+            _input_transform(x[n], i0, i1, Vb)
+            np.matmul(U, Vb, out=Mb)                                    # (2)
+            _output_transform(Mb, b, i0, i1, y[n])
 
     on_cores(task, [(n, band) for n in range(N) for band in bands], cores)
     return y, U
@@ -372,12 +372,13 @@ def conv2d_backward_winograd(dy, x, w, U, need_dx=True):
         dV = _buffer(tiles, C, x.dtype) if need_dx else None
         for n, (i0, i1) in part:
             T = (i1 - i0) * tw
-            _output_transform_adjoint(dy[n], i0, i1, dM(T))
-            _input_transform(x[n], i0, i1, V(T))
+            Vb, dMb = V(T), dM(T)
+            _output_transform_adjoint(dy[n], i0, i1, dMb)
+            _input_transform(x[n], i0, i1, Vb)
             for p in range(16):
-                gemm_add(dM(T)[p], V(T)[p].T, dU[core, p])              # (3)
+                gemm_add(dMb[p], Vb[p].T, dU[core, p])                  # (3)
             if need_dx:
-                np.matmul(U.transpose(0, 2, 1), dM(T), out=dV(T))     # (4)
+                np.matmul(U.transpose(0, 2, 1), dMb, out=dV(T))       # (4)
                 _input_transform_adjoint(dV(T), i0, i1, dx[n])
 
     for parity in (0, 1):  # bands of one parity never write the same row of dx
