@@ -101,9 +101,11 @@ def blas_name(dtype=np.float32):
 def _thread_count_functions():
     """(get, set) of NumPy's bundled OpenBLAS's thread count, or None."""
     lib = _numpy_openblas()
+    if lib is None:
+        return None
     for prefix in ("scipy_openblas", "openblas"):
-        get = getattr(lib, f"{prefix}_get_num_threads64_", None) if lib is not None else None
-        put = getattr(lib, f"{prefix}_set_num_threads64_", None) if lib is not None else None
+        get = getattr(lib, f"{prefix}_get_num_threads64_", None)
+        put = getattr(lib, f"{prefix}_set_num_threads64_", None)
         if get is not None and put is not None:
             get.restype, get.argtypes = ctypes.c_int, []
             put.restype, put.argtypes = None, [ctypes.c_int]

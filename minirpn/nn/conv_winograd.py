@@ -289,6 +289,16 @@ def _bands(C, F, H, W, itemsize, cores):
     return [(i0, min(th, i0 + rows)) for i0 in range(0, th, rows)]
 
 
+def _plan(x, F):
+    """(tw, cores, bands, tiles) of a conv of x (N, C, H, W) with F
+    filters: tiles per tile row, cores used, the bands (i0, i1) of
+    :func:`_bands`, and the most tiles of one band (its buffers' size)."""
+    C, H, W = x.shape[1:]
+    tw, cores = (W + 1) // 2, min(blas_threads(), _MAX_CORES)
+    bands = _bands(C, F, H, W, x.itemsize, cores)
+    return tw, cores, bands, (bands[0][1] - bands[0][0]) * tw
+
+
 def _buffer(tiles, channels, dtype):
     """A scratch buffer and its (16, channels, T) view for a band of T <=
     ``tiles`` tiles (contiguous for every T)."""
@@ -321,11 +331,9 @@ def conv2d_forward_winograd(x, w, b):
     x = np.ascontiguousarray(x)
     N, C, H, W = x.shape
     F = w.shape[0]
-    tw, cores = (W + 1) // 2, min(blas_threads(), _MAX_CORES)
+    tw, cores, bands, tiles = _plan(x, F)
     U = winograd_filters(w)
     y = np.empty((N, F, H, W), x.dtype)
-    bands = _bands(C, F, H, W, x.itemsize, cores)
-    tiles = (bands[0][1] - bands[0][0]) * tw
 
     def task(core, part):
         V, M = _buffer(tiles, C, x.dtype), _buffer(tiles, F, x.dtype)
@@ -359,12 +367,10 @@ def conv2d_backward_winograd(dy, x, w, U, need_dx=True):
     db : ndarray, (F,)
     """
     x, dy = np.ascontiguousarray(x), np.ascontiguousarray(dy)
-    N, C, H, W = x.shape
+    N, C = x.shape[:2]
     F = w.shape[0]
-    tw, cores = (W + 1) // 2, min(blas_threads(), _MAX_CORES)
+    tw, cores, bands, tiles = _plan(x, F)
     dx = np.zeros_like(x) if need_dx else None
-    bands = _bands(C, F, H, W, x.itemsize, cores)
-    tiles = (bands[0][1] - bands[0][0]) * tw
     dU = np.zeros((cores,) + U.shape, U.dtype)  # one sum per core
 
     def task(core, part):
