@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The GPU check of the CuPy backend, in one script (at most 7 minutes).
+# The GPU check of the CuPy backend, in one script (at most 8.5 minutes).
 #
 #   bash benchmarks/gpu_check.sh            # from the repository root
 #
@@ -8,8 +8,10 @@
 #   0. versions, nvidia-smi, the packages that are there       versions.log
 #   1. the CPU/GPU parity tests: python -m pytest tests/gpu    gpu-tests.log
 #   2. CUPY_TF32=1 python benchmarks/bench_gpu.py --quick       bench_gpu.log
-#   3. python -m minirpn demo --backend cupy --minutes 1.4     demo.log, demo/
-# Needs no network. Set PYTHON to choose the interpreter (default python).
+#   3. CUPY_TF32=1 python benchmarks/bench_gpu_conv.py         bench_gpu_conv.log
+#   4. python -m minirpn demo --backend cupy --minutes 1.4     demo.log, demo/
+# Needs no network. Set PYTHON to choose the interpreter (default python),
+# DEMO_OUT the demo's folder (default $OUT/demo).
 set -u
 cd "$(dirname "$0")/.."
 OUT="${OUT:-$PWD/gpu-check-out}"
@@ -73,10 +75,13 @@ step gpu-tests 210 gpu-tests.log "$PYTHON" -m pytest tests/gpu -q -p no:randomly
 # arithmetic in the comparison (CUPY_TF32 is CuPy's own switch; the tests
 # and the demo above and below run in plain float32)
 step bench 60 bench_gpu.log env CUPY_TF32=1 "$PYTHON" benchmarks/bench_gpu.py --quick
-# the demo gets what is left of 420 s (at least 110 s): training is capped at
+# the 3x3 convs path by path: winograd against im2col and cuDNN
+step bench-conv 100 bench_gpu_conv.log env CUPY_TF32=1 "$PYTHON" benchmarks/bench_gpu_conv.py
+# the demo gets what is left of 500 s (at least 140 s): training is capped at
 # 1.4 min, then dataset, numba compiles, evaluation and figures
-LEFT=$((420 - SECONDS)); [ "$LEFT" -lt 110 ] && LEFT=110
-step demo "$LEFT" demo.log "$PYTHON" -m minirpn demo --backend cupy --minutes 1.4 --out "$OUT/demo"
+LEFT=$((500 - SECONDS)); [ "$LEFT" -lt 140 ] && LEFT=140
+step demo "$LEFT" demo.log "$PYTHON" -m minirpn demo --backend cupy --minutes 1.4 \
+    --out "${DEMO_OUT:-$OUT/demo}"
 
 echo "=== summary (logs in $OUT)"
 printf '  %s\n' "${STATUS[@]}" | tee "$OUT/summary.log"

@@ -14,7 +14,9 @@ import sys
 
 import numpy as np
 
-from minirpn.cuda import max_pool_kernel, nms_kernel, roi_align_kernel, roi_pool_kernel
+from minirpn.cuda import (max_pool_kernel, nms_kernel, roi_align_kernel, roi_pool_kernel,
+                          winograd_kernel)
+from minirpn.nn.reference import conv2d_backward_reference, conv2d_forward_reference
 from minirpn.nn.pooling import _unpool_offsets, max_pool2d_forward
 from minirpn.nn.roi_align import roi_align_backward, roi_align_forward
 from minirpn.nn.roi_pool import roi_pool_backward, roi_pool_forward
@@ -182,6 +184,25 @@ def check_max_pool(dtype, kernel, stride):
             or _differs("dx", dx_gpu, _unpool_offsets(dy, arg, shape, k, s)))
 
 
+def check_winograd(dtype, N, C, F, H, W):
+    rng = np.random.default_rng(H * W)
+    x = rng.standard_normal((N, C, H, W)).astype(dtype)
+    w = rng.standard_normal((F, C, 3, 3)).astype(dtype)
+    b = rng.standard_normal(F).astype(dtype)
+    dy = rng.standard_normal((N, F, H, W)).astype(dtype)
+    y, cache = conv2d_forward_reference(x, w, b, 1, 1)
+    dx, dw, db = conv2d_backward_reference(dy, cache)
+    y_gpu, U, V = winograd_kernel.forward(x, w, b)
+    dx_gpu, dw_gpu, db_gpu = winograd_kernel.backward(dy, U, V, x.shape)
+    rtol = 1e-5 if dtype == np.float32 else 1e-12
+    for name, got, want in (("y", y_gpu, y), ("dx", dx_gpu, dx), ("dw", dw_gpu, dw),
+                            ("db", db_gpu, db)):
+        if got.shape != want.shape or not np.allclose(got, want, rtol=rtol, atol=rtol * 10):
+            return f"{name}: got {got!r}, want {want!r}"
+    no_dx = winograd_kernel.backward(dy, U, V, x.shape, need_dx=False)
+    return None if no_dx[0] is None and np.array_equal(no_dx[1], dw_gpu) else "need_dx=False"
+
+
 CHECKS = {
     "max_pool_float32_2x2": lambda: check_max_pool(np.float32, 2, 2),
     "max_pool_float64_3x3_stride2": lambda: check_max_pool(np.float64, 3, 2),
@@ -199,6 +220,11 @@ CHECKS = {
     "roi_align_float32_adaptive_aligned": lambda: check_roi_align(np.float32, -1, True),
     "roi_align_float64_fixed_unaligned": lambda: check_roi_align(np.float64, 3, False),
     "roi_align_refuses_bad_rows": lambda: check_roi_align_refuses_bad_rows(np.float32),
+    # odd and even sides (the last tile overhangs), a 1x1 map, two images
+    "winograd_float32_odd": lambda: check_winograd(np.float32, 1, 3, 2, 5, 7),
+    "winograd_float64_even_two_images": lambda: check_winograd(np.float64, 2, 2, 3, 4, 6),
+    "winograd_float32_one_pixel": lambda: check_winograd(np.float32, 1, 2, 2, 1, 1),
+    "winograd_float64_thin": lambda: check_winograd(np.float64, 1, 2, 2, 3, 1),
 }
 
 

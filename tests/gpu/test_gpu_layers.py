@@ -34,8 +34,12 @@ def _layer_cases(rng, dtype):
     w3 = rng.standard_normal((4, 3, 3, 3)).astype(dtype)
     w1 = rng.standard_normal((4, 3, 1, 1)).astype(dtype)
     b = rng.standard_normal(4).astype(dtype)
+    x16 = rng.standard_normal((2, 16, 9, 11)).astype(dtype)  # C >= 16: "winograd" on the GPU
+    w16 = rng.standard_normal((4, 16, 3, 3)).astype(dtype)
     return [
         ("conv3x3", F.conv2d_forward, F.conv2d_backward, (x, w3, b), dict(padding=1)),
+        ("conv3x3_winograd", F.conv2d_forward, F.conv2d_backward, (x16, w16, b),
+         dict(padding=1)),
         ("conv3x3_stride2", F.conv2d_forward, F.conv2d_backward, (x, w3, b),
          dict(stride=2, padding=1)),
         ("conv1x1", F.conv2d_forward, F.conv2d_backward, (x, w1, b), {}),
