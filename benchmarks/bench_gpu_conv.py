@@ -87,7 +87,8 @@ def layer_rows(cp, torch, repeat):
 
 
 def step_rows(cp, repeat):
-    """The winograd path's steps one at a time."""
+    """The winograd path's steps one at a time, then its backward pass for
+    several ``CHUNK_TILES``."""
     from minirpn.cuda import winograd_kernel as wk
     from minirpn.cuda.launch import THREADS, blocks_for, launch
     timed = timer(cp.cuda.Device().synchronize)
@@ -98,36 +99,51 @@ def step_rows(cp, repeat):
         b = cp.zeros(Fo, np.float32)
         dy = cp.asarray(rng.standard_normal((1, Fo, H, W), np.float32))
         y, U, V = wk.forward(x, w, b)
-        T = V.shape[2]
-        M, dM = cp.matmul(U, V), cp.empty((16, Fo, T), np.float32)
-        dV, dU, dx = cp.matmul(U.transpose(0, 2, 1), M), cp.matmul(M, V.transpose(0, 2, 1)), \
-            cp.empty_like(x)
+        M = cp.matmul(U[:, None], V)
+        dM, dx = cp.empty_like(M), cp.empty_like(x)
+        dV = cp.matmul(U.transpose(0, 2, 1)[:, None], M)
+        dU = cp.matmul(M, V.transpose(0, 1, 3, 2)).sum(axis=1)
         zero, half = np.float32(0), np.float32(0.5)
+        blocks = blocks_for(C * (H // 2 + 1) * (W // 2 + 1))
         steps = [
             ("forward, whole", lambda: wk.forward(x, w, b)),
             ("  filter transform", lambda: launch(wk._filter_kernel, blocks_for(Fo * C),
                                                   THREADS, w, half, U)),
-            ("  input transform", lambda: launch(wk._input_kernel, blocks_for(C * T),
+            ("  input transform", lambda: launch(wk._input_kernel, blocks_for(V.size // 16),
                                                  THREADS, x, zero, V)),
-            ("  M = U @ V", lambda: cp.matmul(U, V)),
-            ("  output transform", lambda: launch(wk._output_kernel, blocks_for(Fo * T),
+            ("  M = U @ V", lambda: cp.matmul(U[:, None], V)),
+            ("  output transform", lambda: launch(wk._output_kernel, blocks_for(M.size // 16),
                                                   THREADS, M, b, y)),
             ("backward, whole", lambda: wk.backward(dy, U, V, x.shape)),
-            ("  dM = A dy A^T", lambda: launch(wk._output_adjoint_kernel, blocks_for(Fo * T),
-                                               THREADS, dy, zero, dM)),
-            ("  dU = dM @ V^T", lambda: cp.matmul(dM, V.transpose(0, 2, 1))),
-            ("  dU^T = V @ dM^T", lambda: cp.matmul(V, dM.transpose(0, 2, 1))),
+            ("  dM = A dy A^T", lambda: launch(wk._output_adjoint_kernel,
+                                               blocks_for(dM.size // 16), THREADS, dy, zero,
+                                               dM)),
+            ("  dU = sum dM @ V^T", lambda: cp.matmul(dM, V.transpose(0, 1, 3, 2)).sum(1)),
             ("  dw = G^T dU G", lambda: launch(wk._filter_adjoint_kernel, blocks_for(Fo * C),
                                                THREADS, dU, half, w)),
-            ("  dV = U^T @ dM", lambda: cp.matmul(U.transpose(0, 2, 1), dM)),
-            ("  dV <- B dV B^T", lambda: launch(wk._input_adjoint_kernel, blocks_for(C * T),
-                                                THREADS, dV)),
-            ("  gather dx", lambda: launch(wk._gather_kernel, blocks_for(dx.size), THREADS,
-                                           dV, zero, dx)),
+            ("  dV = U^T @ dM", lambda: cp.matmul(U.transpose(0, 2, 1)[:, None], dM)),
+            ("  dV <- B dV B^T", lambda: launch(wk._input_adjoint_kernel,
+                                                blocks_for(dV.size // 16), THREADS, dV)),
+            ("  gather dx", lambda: launch(wk._gather_kernel, blocks, THREADS, dV, zero, dx)),
         ]
-        print(f"\n== winograd steps, {name} {C}->{Fo} @{H}x{W} (ms) ==")
+        print(f"\n== winograd steps, {name} {C}->{Fo} @{H}x{W}, "
+              f"{V.shape[1]} chunks of {V.shape[3]} tiles (ms) ==")
         for step, fn in steps:
             print(f"  {step:22s} {timed(fn, repeat):8.3f}")
+    name, C, Fo, H, W = SHAPES[0]
+    x = cp.asarray(np.random.default_rng(0).standard_normal((1, C, H, W), np.float32))
+    w, b = x[0, :Fo, :3, :3, None].transpose(0, 3, 1, 2).repeat(C, 1) * 0.01, x[0, 0, 0, :Fo]
+    dy = x[:, :Fo]
+    default = wk.CHUNK_TILES
+    print(f"\n== {name}: fwd+bwd (ms) by CHUNK_TILES ==")
+    for tiles in (1024, 2048, 4096, 8192, 16384, 1 << 30):
+        wk.CHUNK_TILES = tiles
+
+        def run():
+            y, U, V = wk.forward(x, w, b)
+            wk.backward(dy, U, V, x.shape)
+        print(f"  {tiles:>10d} {timed(run, repeat):8.3f}")
+    wk.CHUNK_TILES = default
 
 
 def model_rows(cp, repeat):

@@ -14,13 +14,14 @@ import sys
 
 import numpy as np
 
-from minirpn.cuda import (max_pool_kernel, nms_kernel, roi_align_kernel, roi_pool_kernel,
-                          winograd_kernel)
+from minirpn.cuda import (box_kernels, max_pool_kernel, nms_kernel, roi_align_kernel,
+                          roi_pool_kernel, winograd_kernel)
 from minirpn.nn.reference import conv2d_backward_reference, conv2d_forward_reference
 from minirpn.nn.pooling import _unpool_offsets, max_pool2d_forward
 from minirpn.nn.roi_align import roi_align_backward, roi_align_forward
 from minirpn.nn.roi_pool import roi_pool_backward, roi_pool_forward
-from minirpn.ops import batched_nms, nms
+from minirpn.ops import batched_nms, box_iou, decode_boxes, encode_boxes, nms
+from minirpn.ops.box_coder import BBOX_XFORM_CLIP
 from minirpn.ops.nms import _threshold_as
 
 
@@ -184,7 +185,62 @@ def check_max_pool(dtype, kernel, stride):
             or _differs("dx", dx_gpu, _unpool_offsets(dy, arg, shape, k, s)))
 
 
-def check_winograd(dtype, N, C, F, H, W):
+def check_box_iou(dtype):
+    rng = np.random.default_rng(3)
+    a, b = _clustered_boxes(rng, 9, dtype), _clustered_boxes(rng, 7, dtype)
+    a[5] = b[6] = [4, 4, 4, 4]  # two zero-area boxes: IoU 0, not NaN
+    a[6] = [4, 4, 4, 9]
+    return (_differs("iou", box_kernels.box_iou(a, b, np), box_iou(a, b))
+            or _differs("iou of none", box_kernels.box_iou(a[:0], b, np), box_iou(a[:0], b)))
+
+
+def check_rows_pass(dtype):
+    good = np.array([[0, 0, 4, 4], [1, 1, 2, 3], [-5, 2, 7, 3]], dtype)
+    boxes_, positive, finite = box_kernels.BOXES, box_kernels.POSITIVE, box_kernels.FINITE
+    for row, test, want in (([0, 0, 4, 4], boxes_, True), ([0, 0, 0, 4], boxes_, True),
+                            ([0, 0, 0, 4], positive, False), ([0, 3, 2, 2], positive, False),
+                            ([np.nan, 0, 4, 4], boxes_, False), ([0, 0, np.inf, 4], boxes_,
+                                                                 False),
+                            ([0, 0, 4, np.nan], positive, True),  # NaN fails no <= test
+                            ([5, 0, 4, 4], boxes_, False), ([0, 5, 4, 4], boxes_, False),
+                            ([5, 0, 4, 4], finite, True), ([0, 0, -np.inf, 4], finite, False),
+                            ([0, np.nan, 4, 4], finite, False)):
+        boxes = np.concatenate([good[1:] + 0.5, np.array([row], dtype), good])
+        ok = box_kernels.rows_pass(boxes, np, test)
+        if ok.shape != () or bool(ok) != want:
+            return f"row {row} test {test}: got {ok}, want {want}"
+    return None if box_kernels.rows_pass(good[:0], np) else "no rows must pass"
+
+
+def _near(name, got, want):
+    """Equal up to float32 rounding of the boxes' scale (cx - w/2 cancels)."""
+    scale = np.abs(want).max()
+    same = got.dtype == want.dtype and np.allclose(got, want, rtol=1e-6, atol=1e-6 * scale)
+    return None if same else f"{name}: got {got!r}, want {want!r}"
+
+
+def check_box_coding(dtype):
+    # the simulator's float32 exp and log are float64's: equal to rounding
+    differs = _differs if dtype == np.float64 else lambda *a, **k: _near(*a)
+    rng = np.random.default_rng(4)
+    reference, target = _clustered_boxes(rng, 40, dtype)[4:], _clustered_boxes(rng, 40, dtype)[4:]
+    deltas = rng.standard_normal((36, 4)).astype(dtype)
+    deltas[0, 2:] = [9, 30]  # past BBOX_XFORM_CLIP
+    for weights in ((1.0, 1.0, 1.0, 1.0), (10.0, 10.0, 5.0, 5.0)):
+        problem = (differs(f"encode {weights}",
+                           box_kernels.encode_boxes(reference, target, weights),
+                           encode_boxes(reference, target, weights))
+                   or differs(f"decode {weights}",
+                              box_kernels.decode_boxes(reference, deltas, weights,
+                                                       BBOX_XFORM_CLIP),
+                              decode_boxes(reference, deltas, weights)))
+        if problem:
+            return problem
+    return None
+
+
+def check_winograd(dtype, N, C, F, H, W, chunk_tiles=4096):
+    winograd_kernel.CHUNK_TILES = chunk_tiles  # several chunks, the last one short
     rng = np.random.default_rng(H * W)
     x = rng.standard_normal((N, C, H, W)).astype(dtype)
     w = rng.standard_normal((F, C, 3, 3)).astype(dtype)
@@ -220,9 +276,19 @@ CHECKS = {
     "roi_align_float32_adaptive_aligned": lambda: check_roi_align(np.float32, -1, True),
     "roi_align_float64_fixed_unaligned": lambda: check_roi_align(np.float64, 3, False),
     "roi_align_refuses_bad_rows": lambda: check_roi_align_refuses_bad_rows(np.float32),
+    "box_iou_float32": lambda: check_box_iou(np.float32),
+    "box_iou_float64": lambda: check_box_iou(np.float64),
+    "rows_pass_float32": lambda: check_rows_pass(np.float32),
+    "rows_pass_float64": lambda: check_rows_pass(np.float64),
+    "box_coding_float32": lambda: check_box_coding(np.float32),
+    "box_coding_float64": lambda: check_box_coding(np.float64),
     # odd and even sides (the last tile overhangs), a 1x1 map, two images
     "winograd_float32_odd": lambda: check_winograd(np.float32, 1, 3, 2, 5, 7),
+    # 21 tiles in 5 chunks of 5, 18 in 5 of 4: the last chunk holds zeros past the tiles
+    "winograd_float32_chunks_of_5": lambda: check_winograd(np.float32, 1, 3, 2, 5, 13, 5),
     "winograd_float64_even_two_images": lambda: check_winograd(np.float64, 2, 2, 3, 4, 6),
+    "winograd_float64_two_images_chunks_of_4": lambda: check_winograd(np.float64, 2, 2, 3,
+                                                                      5, 5, 4),
     "winograd_float32_one_pixel": lambda: check_winograd(np.float32, 1, 2, 2, 1, 1),
     "winograd_float64_thin": lambda: check_winograd(np.float64, 1, 2, 2, 3, 1),
 }

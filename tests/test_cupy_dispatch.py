@@ -20,6 +20,7 @@ import minirpn
 from minirpn import FasterRCNN, backend
 from minirpn.nn import roi_align as cpu_align
 from minirpn.nn import roi_pool as cpu_pool
+from minirpn.ops import box_iou, decode_boxes, encode_boxes
 
 from test_faster_rcnn import tiny_batch, tiny_config
 
@@ -105,13 +106,40 @@ def _align_backward(dy, rois, scale, offset, ratio, aligned, max_grid, dx):
     dx += dx_nhwc.transpose(0, 3, 1, 2)
 
 
+def _iou(a, b, zero, out):
+    out[...] = box_iou(a, b)
+
+
+def _rows_pass(boxes, test, ok):
+    from minirpn.cuda.box_kernels import FINITE, POSITIVE
+    finite = np.isfinite(boxes).all(axis=1)
+    if test == POSITIVE:
+        bad = (boxes[:, 2] <= boxes[:, 0]) | (boxes[:, 3] <= boxes[:, 1])
+    elif test == FINITE:
+        bad = ~finite
+    else:
+        bad = ~(finite & (boxes[:, 2:] >= boxes[:, :2]).all(axis=1))
+    ok[0] &= not bad.any()
+
+
+def _encode(reference, target, wx, wy, ww, wh, half, out):
+    out[...] = encode_boxes(reference, target, (wx, wy, ww, wh))
+
+
+def _decode(reference, deltas, wx, wy, ww, wh, clip, half, out):
+    out[...] = decode_boxes(reference, deltas, (wx, wy, ww, wh))
+
+
 @pytest.fixture
 def gpu(monkeypatch):
     """Fake CuPy installed, kernel launches answered by the CPU kernels;
     yields the launch log (kernel names)."""
     uninstall = fakecupy.install()
-    from minirpn.cuda import max_pool_kernel, nms_kernel, roi_align_kernel, roi_pool_kernel
+    from minirpn.cuda import (box_kernels, max_pool_kernel, nms_kernel, roi_align_kernel,
+                              roi_pool_kernel)
     answers = {nms_kernel._mask_kernel: _nms_mask, nms_kernel._keep_kernel: _nms_keep,
+               box_kernels._iou_kernel: _iou, box_kernels._rows_pass_kernel: _rows_pass,
+               box_kernels._encode_kernel: _encode, box_kernels._decode_kernel: _decode,
                max_pool_kernel._max_forward_kernel: _max_pool_forward,
                max_pool_kernel._max_backward_kernel: _max_pool_backward,
                roi_pool_kernel._forward_kernel: _pool_forward,
@@ -123,7 +151,7 @@ def gpu(monkeypatch):
     def launch(kernel, blocks, threads, *args, shared_bytes=0):
         log.append(kernel.py_func.__name__)
         answers[kernel](*(fakecupy.unwrap(a) for a in args))
-    for module in (nms_kernel, roi_pool_kernel, roi_align_kernel, max_pool_kernel):
+    for module in (nms_kernel, roi_pool_kernel, roi_align_kernel, max_pool_kernel, box_kernels):
         monkeypatch.setattr(module, "launch", launch)
     fakecupy.TRANSFERS.clear()
     yield log

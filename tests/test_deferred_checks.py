@@ -13,11 +13,9 @@ from test_cupy_dispatch import gpu  # noqa: F401  (fixture: kernels answered on 
 
 
 @pytest.fixture
-def cupy():
-    uninstall = fakecupy.install()
+def cupy(gpu):  # noqa: F811  (the fake CuPy, box kernels answered on the CPU)
     fakecupy.TRANSFERS.clear()
-    yield sys.modules["cupy"]
-    uninstall()
+    return sys.modules["cupy"]
 
 
 BAD = np.array([[0, 0, 4, 4], [5, 5, 3, 9]], np.float32)  # row 1: x2 < x1

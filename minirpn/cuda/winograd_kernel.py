@@ -8,10 +8,11 @@ section 4); read its docstring first. What differs is the schedule. The
 CPU path keeps V and M in cache band by band; a GPU has the memory to hold
 them whole, so here every tile of the image is one column of
 
-    V (16, C, T),  M (16, F, T),   T = N * ceil(H/2) * ceil(W/2)
+    V (16, S, C, L),  M (16, S, F, L),   S * L >= N * ceil(H/2) * ceil(W/2)
 
-and (2) is ONE batched matrix product, ``matmul(U, V)``, which CuPy hands
-to cuBLAS (in TF32 where the user allows it with ``CUPY_TF32=1``). Why not
+(the tiles in S chunks of L, ``CHUNK_TILES``), and (2) is ONE batched
+matrix product, ``matmul(U, V)``, which CuPy hands to cuBLAS (in TF32
+where the user allows it with ``CUPY_TF32=1``). Why not
 im2col here: its (9C, H*W) matrix is 9 times the input and its product
 has 2.25 times the multiply-adds; V and M are 4 times the input or output
 (a cuDNN-style implicit GEMM would avoid both, at the price of a kernel
@@ -25,8 +26,8 @@ Kernels, one thread per element of the named array:
 - ``_output_adjoint_kernel``: dM = A dy A^T, per (f, t), the adjoint of the
   last one (zeros past the last row or column of dy);
 - ``_input_adjoint_kernel``: dV <- B dV B^T in place, per (c, t);
-- ``_gather_kernel``: dx[n, c, h, w] sums its entry of the (at most) 2x2
-  tiles that read pixel (h, w): a gather, so no atomics, and the sum's
+- ``_gather_kernel``: each 2x2 block of dx sums its entries of the (at
+  most) 2x2 tiles that read it: a gather, so no atomics, and the sum's
   order is fixed (deterministic results);
 - ``_filter_adjoint_kernel``: dw[f, c] = G^T dU[:, f, c] G.
 
@@ -80,9 +81,17 @@ def _gt(a0, a1, a2, a3, half):
 
 
 @cuda.jit(device=True)
-def _tile(k, th, tw):
-    """Image n and tile row and column (i, j) of tile column k of V or M."""
-    return k // (th * tw), (k // tw) % th, k % tw
+def _column(k, L, rows):
+    """Thread k's column of an array (16, S, rows, L): its chunk, row and
+    place in the chunk, and the tile t = chunk * L + l."""
+    chunk, r, l = k // (rows * L), (k // L) % rows, k % L
+    return chunk, r, l, chunk * L + l
+
+
+@cuda.jit(device=True)
+def _tile(t, th, tw):
+    """Image n and tile row and column (i, j) of tile t."""
+    return t // (th * tw), (t // tw) % th, t % tw
 
 
 @cuda.jit(device=True)
@@ -120,11 +129,16 @@ def _filter_kernel(w, half, U):
 @cuda.jit
 def _input_kernel(x, zero, V):
     k = cuda.grid(1)
-    C, T = V.shape[1], V.shape[2]
-    if k >= C * T:
+    C, L = V.shape[2], V.shape[3]
+    if k >= V.shape[1] * C * L:
         return
-    c, t = k // T, k % T
-    n, i, j = _tile(t, (x.shape[2] + 1) // 2, (x.shape[3] + 1) // 2)
+    chunk, c, l, t = _column(k, L, C)
+    th, tw = (x.shape[2] + 1) // 2, (x.shape[3] + 1) // 2
+    if t >= x.shape[0] * th * tw:  # past the last tile: zeros, which add nothing to (3)
+        for p in range(16):
+            V[p, chunk, c, l] = zero
+        return
+    n, i, j = _tile(t, th, tw)
     top, left = 2 * i - 1, 2 * j - 1  # the patch's corner in the unpadded image
     d0 = _row_b(x, n, c, top, left, zero)  # d B, row by row
     d1 = _row_b(x, n, c, top + 1, left, zero)
@@ -133,22 +147,26 @@ def _input_kernel(x, zero, V):
     for s in range(4):  # B^T (d B), column by column
         v = _bt(d0[s], d1[s], d2[s], d3[s])
         for r in range(4):
-            V[4 * r + s, c, t] = v[r]
+            V[4 * r + s, chunk, c, l] = v[r]
 
 
 @cuda.jit
 def _output_kernel(M, b, y):
     k = cuda.grid(1)
-    F, T = M.shape[1], M.shape[2]
-    if k >= F * T:
+    F, L = M.shape[2], M.shape[3]
+    if k >= M.shape[1] * F * L:
         return
-    f, t = k // T, k % T
+    chunk, f, l, t = _column(k, L, F)
     H, W = y.shape[2], y.shape[3]
-    n, i, j = _tile(t, (H + 1) // 2, (W + 1) // 2)
-    m0 = _at(M[0, f, t], M[1, f, t], M[2, f, t], M[3, f, t])  # M A, row by row
-    m1 = _at(M[4, f, t], M[5, f, t], M[6, f, t], M[7, f, t])
-    m2 = _at(M[8, f, t], M[9, f, t], M[10, f, t], M[11, f, t])
-    m3 = _at(M[12, f, t], M[13, f, t], M[14, f, t], M[15, f, t])
+    th, tw = (H + 1) // 2, (W + 1) // 2
+    if t >= y.shape[0] * th * tw:
+        return
+    n, i, j = _tile(t, th, tw)
+    m0 = _at(M[0, chunk, f, l], M[1, chunk, f, l], M[2, chunk, f, l], M[3, chunk, f, l])
+    m1 = _at(M[4, chunk, f, l], M[5, chunk, f, l], M[6, chunk, f, l], M[7, chunk, f, l])
+    m2 = _at(M[8, chunk, f, l], M[9, chunk, f, l], M[10, chunk, f, l], M[11, chunk, f, l])
+    m3 = _at(M[12, chunk, f, l], M[13, chunk, f, l], M[14, chunk, f, l],
+             M[15, chunk, f, l])  # M A, row by row
     for s in range(2):  # A^T (M A), column by column; the last tile may overhang
         o = _at(m0[s], m1[s], m2[s], m3[s])
         for r in range(2):
@@ -160,54 +178,78 @@ def _output_kernel(M, b, y):
 @cuda.jit
 def _output_adjoint_kernel(dy, zero, dM):
     k = cuda.grid(1)
-    F, T = dM.shape[1], dM.shape[2]
-    if k >= F * T:
+    F, L = dM.shape[2], dM.shape[3]
+    if k >= dM.shape[1] * F * L:
         return
-    f, t = k // T, k % T
-    n, i, j = _tile(t, (dy.shape[2] + 1) // 2, (dy.shape[3] + 1) // 2)
+    chunk, f, l, t = _column(k, L, F)
+    th, tw = (dy.shape[2] + 1) // 2, (dy.shape[3] + 1) // 2
+    if t >= dy.shape[0] * th * tw:  # past the last tile: zeros (V is zero there too)
+        for p in range(16):
+            dM[p, chunk, f, l] = zero
+        return
+    n, i, j = _tile(t, th, tw)
     g0 = _a(_pixel(dy, n, f, 2 * i, 2 * j, zero), _pixel(dy, n, f, 2 * i, 2 * j + 1, zero))
     g1 = _a(_pixel(dy, n, f, 2 * i + 1, 2 * j, zero),
             _pixel(dy, n, f, 2 * i + 1, 2 * j + 1, zero))  # g A^T, row by row
     for s in range(4):  # A (g A^T), column by column
         m = _a(g0[s], g1[s])
         for r in range(4):
-            dM[4 * r + s, f, t] = m[r]
+            dM[4 * r + s, chunk, f, l] = m[r]
 
 
 @cuda.jit
 def _input_adjoint_kernel(dV):
     k = cuda.grid(1)
-    C, T = dV.shape[1], dV.shape[2]
-    if k >= C * T:
+    C, L = dV.shape[2], dV.shape[3]
+    if k >= dV.shape[1] * C * L:
         return
-    c, t = k // T, k % T
-    e0 = _b(dV[0, c, t], dV[1, c, t], dV[2, c, t], dV[3, c, t])  # dV B^T, row by row
-    e1 = _b(dV[4, c, t], dV[5, c, t], dV[6, c, t], dV[7, c, t])
-    e2 = _b(dV[8, c, t], dV[9, c, t], dV[10, c, t], dV[11, c, t])
-    e3 = _b(dV[12, c, t], dV[13, c, t], dV[14, c, t], dV[15, c, t])
+    chunk, c, l, _ = _column(k, L, C)
+    e0 = _b(dV[0, chunk, c, l], dV[1, chunk, c, l], dV[2, chunk, c, l], dV[3, chunk, c, l])
+    e1 = _b(dV[4, chunk, c, l], dV[5, chunk, c, l], dV[6, chunk, c, l], dV[7, chunk, c, l])
+    e2 = _b(dV[8, chunk, c, l], dV[9, chunk, c, l], dV[10, chunk, c, l],
+            dV[11, chunk, c, l])
+    e3 = _b(dV[12, chunk, c, l], dV[13, chunk, c, l], dV[14, chunk, c, l],
+            dV[15, chunk, c, l])  # dV B^T, row by row
     for s in range(4):  # B (dV B^T), column by column, over dV itself
         e = _b(e0[s], e1[s], e2[s], e3[s])
         for r in range(4):
-            dV[4 * r + s, c, t] = e[r]
+            dV[4 * r + s, chunk, c, l] = e[r]
 
 
 @cuda.jit
 def _gather_kernel(E, zero, dx):
+    # Thread (n, c, m, q) owns the 2x2 block of rows 2m - 1, 2m and columns
+    # 2q - 1, 2q of dx: rows 2m, 2m + 1 of the padded image, which tiles
+    # m - 1 (their rows 2, 3) and m (their rows 0, 1) read; likewise columns.
     k = cuda.grid(1)
     N, C, H, W = dx.shape
-    if k >= dx.size:
+    bh, bw = H // 2 + 1, W // 2 + 1
+    if k >= N * C * bh * bw:
         return
-    w = k % W
-    h = (k // W) % H
-    c = (k // (W * H)) % C
-    n = k // (W * H * C)
-    th, tw = (H + 1) // 2, (W + 1) // 2
-    hp, wp = h + 1, w + 1  # in the padded image, where tile (i, j) reads rows 2i..2i+3
-    total = zero
-    for i in range(max(0, (hp - 2) // 2), min(th - 1, hp // 2) + 1):
-        for j in range(max(0, (wp - 2) // 2), min(tw - 1, wp // 2) + 1):
-            total += E[4 * (hp - 2 * i) + wp - 2 * j, c, (n * th + i) * tw + j]
-    dx[n, c, h, w] = total
+    q, m = k % bw, (k // bw) % bh
+    c, n = (k // (bw * bh)) % C, k // (bw * bh * C)
+    th, tw, L = (H + 1) // 2, (W + 1) // 2, E.shape[3]
+    d00, d01, d10, d11 = zero, zero, zero, zero
+    for a in range(2):  # tile rows m - 1, m, in this order: a fixed order of the sums
+        i = m - 1 + a
+        for e in range(2):
+            j = q - 1 + e
+            if 0 <= i < th and 0 <= j < tw:
+                t = (n * th + i) * tw + j
+                chunk, l, p = t // L, t % L, 4 * (2 - 2 * a) + 2 - 2 * e
+                d00 += E[p, chunk, c, l]
+                d01 += E[p + 1, chunk, c, l]
+                d10 += E[p + 4, chunk, c, l]
+                d11 += E[p + 5, chunk, c, l]
+    h, w = 2 * m - 1, 2 * q - 1
+    if h >= 0 and w >= 0:
+        dx[n, c, h, w] = d00
+    if h >= 0 and w + 1 < W:
+        dx[n, c, h, w + 1] = d01
+    if h + 1 < H and w >= 0:
+        dx[n, c, h + 1, w] = d10
+    if h + 1 < H and w + 1 < W:
+        dx[n, c, h + 1, w + 1] = d11
 
 
 @cuda.jit
@@ -228,6 +270,21 @@ def _filter_adjoint_kernel(dU, half, dw):
 
 
 # --- the layer's two passes -------------------------------------------------------
+
+#: Most tiles in one chunk of V, M and their gradients. The product (3) sums
+#: over the tiles; as one product per p, its long inner size and small
+#: (F, C) result gave cuBLAS too few blocks: 6.7 ms of 9.7 for the backward
+#: pass of VGG16's conv1_2 on an H200. Chunks of at most this many tiles
+#: make the sum 16 * S products, added up after (benchmarks/README.md).
+CHUNK_TILES = 4096
+
+
+def _chunks(T):
+    """(S, L): S chunks of L tiles, S * L >= T, the chunks as even as can be."""
+    S = -(-T // CHUNK_TILES)
+    return S, -(-T // S)
+
+
 def forward(x, w, b):
     """y = conv(x, w) + b for 3x3 filters, stride 1, padding 1, by (1)-(2).
 
@@ -242,22 +299,24 @@ def forward(x, w, b):
     y : ndarray, (N, F, H, W), dtype of x
     U : ndarray, (16, F, C), dtype of x
         The transformed filters.
-    V : ndarray, (16, C, T), dtype of x, T = N * ceil(H/2) * ceil(W/2)
-        The transformed input tiles. U and V are for :func:`backward`.
+    V : ndarray, (16, S, C, L), dtype of x
+        The transformed input tiles, tile t = s * L + l in column (s, l),
+        zeros past the last of the T = N * ceil(H/2) * ceil(W/2) tiles
+        (:func:`_chunks`). U and V are for :func:`backward`.
     """
     xp = get_array_module(x)
     x, w = contiguous(xp, x), contiguous(xp, w)
     N, C, H, W = x.shape
     F = w.shape[0]
-    T = N * ((H + 1) // 2) * ((W + 1) // 2)
+    S, L = _chunks(N * ((H + 1) // 2) * ((W + 1) // 2))
     zero, half = x.dtype.type(0), x.dtype.type(0.5)
     U = xp.empty((16, F, C), x.dtype)
     launch(_filter_kernel, blocks_for(F * C), THREADS, w, half, U)
-    V = xp.empty((16, C, T), x.dtype)
-    launch(_input_kernel, blocks_for(C * T), THREADS, x, zero, V)
-    M = xp.matmul(U, V)                                                  # (2)
+    V = xp.empty((16, S, C, L), x.dtype)
+    launch(_input_kernel, blocks_for(V.size // 16), THREADS, x, zero, V)
+    M = xp.matmul(U[:, None], V)                                         # (2)
     y = xp.empty((N, F, H, W), x.dtype)
-    launch(_output_kernel, blocks_for(F * T), THREADS, M, b, y)
+    launch(_output_kernel, blocks_for(M.size // 16), THREADS, M, b, y)
     return y, U, V
 
 
@@ -267,7 +326,7 @@ def backward(dy, U, V, x_shape, need_dx=True):
     Parameters
     ----------
     dy : ndarray, (N, F, H, W), dtype of V
-    U, V : ndarray, (16, F, C) and (16, C, T)
+    U, V : ndarray, (16, F, C) and (16, S, C, L)
         As :func:`forward` returned them.
     x_shape : tuple of int
         (N, C, H, W), the shape of x.
@@ -282,17 +341,19 @@ def backward(dy, U, V, x_shape, need_dx=True):
     """
     xp = get_array_module(dy)
     dy = contiguous(xp, dy)
-    F, C, T = U.shape[1], U.shape[2], V.shape[2]
+    (F, C), (S, L) = U.shape[1:], (V.shape[1], V.shape[3])
     zero, half = dy.dtype.type(0), dy.dtype.type(0.5)
-    dM = xp.empty((16, F, T), dy.dtype)
-    launch(_output_adjoint_kernel, blocks_for(F * T), THREADS, dy, zero, dM)
-    dU = xp.matmul(dM, V.transpose(0, 2, 1))                             # (3)
+    dM = xp.empty((16, S, F, L), dy.dtype)
+    launch(_output_adjoint_kernel, blocks_for(dM.size // 16), THREADS, dy, zero, dM)
+    dU = xp.matmul(dM, V.transpose(0, 1, 3, 2)).sum(axis=1)              # (3)
     dw = xp.empty((F, C, 3, 3), dy.dtype)
     launch(_filter_adjoint_kernel, blocks_for(F * C), THREADS, dU, half, dw)
     dx = None
     if need_dx:
-        dV = xp.matmul(U.transpose(0, 2, 1), dM)                         # (4)
-        launch(_input_adjoint_kernel, blocks_for(C * T), THREADS, dV)
+        dV = xp.matmul(U.transpose(0, 2, 1)[:, None], dM)                # (4)
+        launch(_input_adjoint_kernel, blocks_for(dV.size // 16), THREADS, dV)
         dx = xp.empty(x_shape, dy.dtype)
-        launch(_gather_kernel, blocks_for(dx.size), THREADS, dV, zero, dx)
+        N, _, H, W = x_shape
+        launch(_gather_kernel, blocks_for(N * C * (H // 2 + 1) * (W // 2 + 1)), THREADS,
+               dV, zero, dx)
     return dx, dw, dy.sum(axis=(0, 2, 3))

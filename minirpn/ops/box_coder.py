@@ -9,12 +9,16 @@ weights as in torchvision's ``BoxCoder``::
     t_y = wy * (y - y_a) / h_a        t_h = wh * log(h / h_a)
 
 where (x, y) is a box's centre, x = x1 + 0.5 * w, and w = x2 - x1 (continuous
-coordinates, no +1). Written once against ``xp``: runs on numpy and cupy.
+coordinates, no +1). Written once against ``xp`` for numpy; CuPy arrays
+take one kernel each way (:mod:`minirpn.cuda.box_kernels`), with the same
+operations in the same order.
 """
 import math
 
+import numpy
+
 from ..backend import get_array_module
-from ..checks import check_float_array, check_same_dtype, deferrable, first_bad_row
+from ..checks import check_float_array, check_same_dtype, deferrable, first_bad_row, passes
 from .boxes import _format_row, check_boxes, check_positive_area
 
 __all__ = ["encode_boxes", "decode_boxes", "stds_to_weights", "BBOX_XFORM_CLIP"]
@@ -81,10 +85,13 @@ def encode_boxes(reference, target, weights=(1.0, 1.0, 1.0, 1.0)):
             f"{tuple(reference.shape)}, got {tuple(target.shape)}")
     wx, wy, ww, wh = _check_weights(weights)
     xp = get_array_module(reference, target)
-    rw, rh, rx, ry = _centres(reference)
-    tw, th, tx, ty = _centres(target)
     check_positive_area(reference, "reference")
     check_positive_area(target, "target")
+    if xp is not numpy:  # one kernel instead of some 30 CuPy calls
+        from ..cuda import box_kernels  # imports numba.cuda: GPU path only
+        return box_kernels.encode_boxes(reference, target, (wx, wy, ww, wh))
+    rw, rh, rx, ry = _centres(reference)
+    tw, th, tx, ty = _centres(target)
     return xp.stack([wx * (tx - rx) / rw,
                      wy * (ty - ry) / rh,
                      ww * xp.log(tw / rw),
@@ -118,12 +125,17 @@ def decode_boxes(reference, deltas, weights=(1.0, 1.0, 1.0, 1.0)):
     check_float_array(deltas, "deltas", shape=(reference.shape[0], 4))
     check_same_dtype("reference", reference, deltas=deltas)
     xp = get_array_module(reference, deltas)
+    wx, wy, ww, wh = _check_weights(weights)
+    if xp is not numpy:  # one kernel for the check, one for the decoding
+        from ..cuda import box_kernels  # imports numba.cuda: GPU path only
+        if passes(box_kernels.rows_pass(deltas, xp, box_kernels.FINITE)):
+            return box_kernels.decode_boxes(reference, deltas, (wx, wy, ww, wh),
+                                            BBOX_XFORM_CLIP)
     row = first_bad_row(~xp.isfinite(deltas).all(axis=1))
     if row is not None:
         raise ValueError(
             f"deltas row {row} has a non-finite value: "
             f"{_format_row(deltas[row])}")
-    wx, wy, ww, wh = _check_weights(weights)
     rw, rh, rx, ry = _centres(reference)
     cx = deltas[:, 0] / wx * rw + rx
     cy = deltas[:, 1] / wy * rh + ry

@@ -8,7 +8,8 @@ py-faster-rcnn's boxes are pixel-inclusive and add 1).
 ``box_iou`` has two paths with the same results as the plain-loop
 definition :func:`minirpn.ops.reference.box_iou_reference` (read that one
 first): a numba kernel for numpy arrays (the CPU hot path of anchor
-labelling) and ``xp`` broadcasting for cupy arrays.
+labelling) and a numba.cuda kernel for cupy arrays
+(:mod:`minirpn.cuda.box_kernels`, which also checks CuPy boxes).
 """
 import numpy
 
@@ -54,15 +55,21 @@ def check_boxes(boxes, name):
     """
     check_float_array(boxes, name, shape=(None, 4))
     xp = get_array_module(boxes)
+    if xp is not numpy:  # one kernel and a flag that stays on the device
+        from ..cuda import box_kernels  # imports numba.cuda: GPU path only
+        if passes(box_kernels.rows_pass(boxes, xp)):
+            return boxes
+        return _raise_bad_box(boxes, name, xp)
     # Fast path: two whole-array reductions (a per-row .all(axis=1)
-    # costs more than box_iou itself: benchmarks/README.md), combined on
-    # the device so that a GPU waits for one flag, not two (and, in a
-    # training step or detect, for none: checks.deferred_device_checks).
-    # (x2, y2) >= (x1, y1) in one comparison of the two column pairs: on a
-    # GPU each CuPy call costs host time, and this check runs ~16 times a
-    # step; 5 device ops instead of 10, 2 reductions instead of 3.
+    # costs more than box_iou itself: benchmarks/README.md), combined into
+    # one flag; (x2, y2) >= (x1, y1) in one comparison of the column pairs.
     if passes(xp.isfinite(boxes).all() & (boxes[:, 2:] >= boxes[:, :2]).all()):
         return boxes
+    return _raise_bad_box(boxes, name, xp)
+
+
+def _raise_bad_box(boxes, name, xp):
+    """The ValueError of :func:`check_boxes`, naming the first bad row."""
     finite = xp.isfinite(boxes).all(axis=1)
     x_ok = boxes[:, 2] >= boxes[:, 0]          # False for NaN too
     y_ok = boxes[:, 3] >= boxes[:, 1]
@@ -78,6 +85,10 @@ def check_positive_area(boxes, name):
     """Refuse a (K, 4) box of zero width or height, naming the first such
     row: encoding it as a regression target (or against one) needs log(0).
     The boxes must already pass :func:`check_boxes`."""
+    if get_array_module(boxes) is not numpy:  # one kernel, a flag on the device
+        from ..cuda import box_kernels
+        if passes(box_kernels.rows_pass(boxes, get_array_module(boxes), box_kernels.POSITIVE)):
+            return
     row = first_bad_row((boxes[:, 2] <= boxes[:, 0]) | (boxes[:, 3] <= boxes[:, 1]))
     if row is not None:
         raise ValueError(f"{name} row {row} has zero width or height (cannot be "
@@ -126,21 +137,6 @@ def _box_iou_kernel(a, bx1, by1, bx2, by2, zero, out):
     return out
 
 
-def _box_iou_xp(a, b):
-    """The broadcasting path (cupy arrays); the same results as
-    :func:`minirpn.ops.reference.box_iou_reference`."""
-    xp = get_array_module(a, b)
-    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
-    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
-    lt = xp.maximum(a[:, None, :2], b[None, :, :2])
-    rb = xp.minimum(a[:, None, 2:], b[None, :, 2:])
-    wh = xp.maximum(rb - lt, 0)
-    inter = wh[..., 0] * wh[..., 1]
-    union = area_a[:, None] + area_b[None, :] - inter
-    safe = xp.where(union > 0, union, 1)
-    return xp.where(union > 0, inter / safe, 0).astype(a.dtype, copy=False)
-
-
 def box_iou(a, b):
     """Intersection over union of every pair of boxes.
 
@@ -163,15 +159,16 @@ def box_iou(a, b):
     -----
     The same results as :func:`minirpn.ops.reference.box_iou_reference`
     (tested with float32 and float64 boxes). numpy arrays run a (serial,
-    vectorised) numba kernel; cupy arrays use broadcasting, which
-    materialises (N, M, 2) temporaries.
+    vectorised) numba kernel, cupy arrays a numba.cuda kernel with the
+    same operations in the same order.
     """
     check_boxes(a, "a")
     check_boxes(b, "b")
     check_same_dtype("a", a, b=b)
     xp = get_array_module(a, b)
     if xp is not numpy:
-        return _box_iou_xp(a, b)
+        from ..cuda import box_kernels  # imports numba.cuda: GPU path only
+        return box_kernels.box_iou(a, b, xp)
     return _box_iou_numba(a, b)
 
 
