@@ -130,19 +130,21 @@ def step_rows(cp, repeat):
               f"{V.shape[1]} chunks of {V.shape[3]} tiles (ms) ==")
         for step, fn in steps:
             print(f"  {step:22s} {timed(fn, repeat):8.3f}")
-    name, C, Fo, H, W = SHAPES[0]
-    x = cp.asarray(np.random.default_rng(0).standard_normal((1, C, H, W), np.float32))
-    w, b = x[0, :Fo, :3, :3, None].transpose(0, 3, 1, 2).repeat(C, 1) * 0.01, x[0, 0, 0, :Fo]
-    dy = x[:, :Fo]
     default = wk.CHUNK_TILES
-    print(f"\n== {name}: fwd+bwd (ms) by CHUNK_TILES ==")
-    for tiles in (1024, 2048, 4096, 8192, 16384, 1 << 30):
-        wk.CHUNK_TILES = tiles
+    for name, C, Fo, H, W in (SHAPES[0], SHAPES[2], SHAPES[4]):
+        rng = np.random.default_rng(0)
+        x = cp.asarray(rng.standard_normal((1, C, H, W), np.float32))
+        w = cp.asarray(rng.standard_normal((Fo, C, 3, 3), np.float32) * 0.05)
+        b = cp.zeros(Fo, np.float32)
+        dy = cp.asarray(rng.standard_normal((1, Fo, H, W), np.float32))
+        print(f"\n== {name}: fwd+bwd (ms) by CHUNK_TILES ==")
+        for tiles in (512, 1024, 2048, 4096, 8192, 1 << 30):
+            wk.CHUNK_TILES = tiles
 
-        def run():
-            y, U, V = wk.forward(x, w, b)
-            wk.backward(dy, U, V, x.shape)
-        print(f"  {tiles:>10d} {timed(run, repeat):8.3f}")
+            def run():
+                y, U, V = wk.forward(x, w, b)
+                wk.backward(dy, U, V, x.shape)
+            print(f"  {tiles:>10d} {timed(run, repeat):8.3f}")
     wk.CHUNK_TILES = default
 
 

@@ -17,8 +17,8 @@ from numba.core import types as t
 numba.cuda.dispatcher.get_current_device = \
     lambda: type("Device", (), {"compute_capability": (8, 0)})()
 
-from minirpn.cuda import (max_pool_kernel, nms_kernel, roi_align_kernel,  # noqa: E402
-                          roi_pool_kernel)
+from minirpn.cuda import (box_kernels, max_pool_kernel, nms_kernel,  # noqa: E402
+                          roi_align_kernel, roi_pool_kernel, sgd_kernel, winograd_kernel)
 
 
 def a(dtype, ndim):
@@ -44,6 +44,24 @@ def signatures(f):
                                a(i32, 1))),
         "roi_align_backward": (roi_align_kernel._backward_kernel,
                                (a(f, 4), a(f, 2), f, f, i64, t.boolean, f, a(f, 4))),
+        "box_iou": (box_kernels._iou_kernel, (a(f, 2), a(f, 2), f, a(f, 2))),
+        "rows_pass": (box_kernels._rows_pass_kernel, (a(f, 2), i64, a(t.boolean, 1))),
+        "encode_boxes": (box_kernels._encode_kernel, (a(f, 2), a(f, 2)) + (f,) * 5
+                         + (a(f, 2),)),
+        "decode_boxes": (box_kernels._decode_kernel, (a(f, 2), a(f, 2)) + (f,) * 6
+                         + (a(f, 2),)),
+        "sgd": (sgd_kernel._sgd_kernel, (a(f, 1),) * 3 + (f,) * 3 + (t.boolean,)),
+        # Winograd's transforms need not round like the CPU's: fused
+        # multiply-adds are allowed there (tests/test_cuda_sim.py)
+        "winograd_filter": (winograd_kernel._filter_kernel, (a(f, 4), f, a(f, 3))),
+        "winograd_input": (winograd_kernel._input_kernel, (a(f, 4), f, a(f, 4))),
+        "winograd_output": (winograd_kernel._output_kernel, (a(f, 4), a(f, 1), a(f, 4))),
+        "winograd_output_adjoint": (winograd_kernel._output_adjoint_kernel,
+                                    (a(f, 4), f, a(f, 4))),
+        "winograd_input_adjoint": (winograd_kernel._input_adjoint_kernel, (a(f, 4),)),
+        "winograd_gather": (winograd_kernel._gather_kernel, (a(f, 4), f, a(f, 4))),
+        "winograd_filter_adjoint": (winograd_kernel._filter_adjoint_kernel,
+                                    (a(f, 3), f, a(f, 4))),
     }
 
 

@@ -15,7 +15,8 @@ import sys
 import numpy as np
 
 from minirpn.cuda import (box_kernels, max_pool_kernel, nms_kernel, roi_align_kernel,
-                          roi_pool_kernel, winograd_kernel)
+                          roi_pool_kernel, sgd_kernel, winograd_kernel)
+from minirpn.nn.optim import _sgd_kernel
 from minirpn.nn.reference import conv2d_backward_reference, conv2d_forward_reference
 from minirpn.nn.pooling import _unpool_offsets, max_pool2d_forward
 from minirpn.nn.roi_align import roi_align_backward, roi_align_forward
@@ -239,6 +240,56 @@ def check_box_coding(dtype):
     return None
 
 
+def check_sgd(dtype):
+    rng = np.random.default_rng(5)
+    p, g, v = (rng.standard_normal(300).astype(dtype) for _ in range(3))
+    scalars = [dtype(s) for s in (0.01, 0.9, 5e-4)]
+    for decay in (True, False):
+        p_gpu, v_gpu, p_cpu, v_cpu = p.copy(), v.copy(), p.copy(), v.copy()
+        for _ in range(3):
+            sgd_kernel.sgd_step(p_gpu, g, v_gpu, *scalars, decay)
+            _sgd_kernel(p_cpu, g, v_cpu, *scalars, decay)
+        problem = _differs(f"p decay={decay}", p_gpu, p_cpu) or _differs("v", v_gpu, v_cpu)
+        if problem:
+            return problem
+    return None
+
+
+def check_gpu_paths_stay_on_the_device():
+    """conv2d (C >= 16: "winograd") and SGD.step on the CuPy stand-in, their
+    kernels run by the simulator: the GPU paths are taken, nothing crosses
+    to the host, and the results are the CPU's."""
+    import fakecupy
+    from minirpn.nn import functional as F
+    from minirpn.nn.optim import SGD
+    uninstall = fakecupy.install()
+    try:
+        cp = sys.modules["cupy"]
+        rng = np.random.default_rng(6)
+        x, w, b = (rng.standard_normal(s) for s in ((2, 16, 5, 7), (3, 16, 3, 3), (3,)))
+        dy = rng.standard_normal((2, 3, 5, 7))
+        fakecupy.TRANSFERS.clear()
+        y, cache = F.conv2d_forward(cp.asarray(x), cp.asarray(w), cp.asarray(b), padding=1)
+        grads = F.conv2d_backward(cp.asarray(dy), cache)
+        params = {"w": cp.array(w)}  # a copy: the stand-in's asarray shares memory
+        optimizer = SGD(params, {"w": grads[1]}, lr=0.1)
+        optimizer.step()
+        moved = dict(fakecupy.TRANSFERS)
+        y_cpu, cache_cpu = F.conv2d_forward(x, w, b, padding=1)
+        dx, dw, db = F.conv2d_backward(dy, cache_cpu)
+        w_cpu = {"w": w.copy()}
+        SGD(w_cpu, {"w": dw}, lr=0.1).step()
+        if cache.path != "winograd" or cache.x is not None or moved != {"to_device": 5}:  # x, w, b, dy and the parameter
+            return f"path {cache.path}, x cached {cache.x is not None}, transfers {moved}"
+        for name, got, want in (("y", y, y_cpu), ("dx", grads[0], dx), ("dw", grads[1], dw),
+                                ("db", grads[2], db), ("sgd", params["w"], w_cpu["w"])):
+            if not np.allclose(got.get(), want, rtol=1e-12, atol=1e-12):
+                return f"{name} differs from the CPU's"
+    finally:
+        uninstall()
+    return None
+
+
 def check_winograd(dtype, N, C, F, H, W, chunk_tiles=4096):
     winograd_kernel.CHUNK_TILES = chunk_tiles  # several chunks, the last one short
     rng = np.random.default_rng(H * W)
@@ -282,6 +333,9 @@ CHECKS = {
     "rows_pass_float64": lambda: check_rows_pass(np.float64),
     "box_coding_float32": lambda: check_box_coding(np.float32),
     "box_coding_float64": lambda: check_box_coding(np.float64),
+    "sgd_float32": lambda: check_sgd(np.float32),
+    "sgd_float64": lambda: check_sgd(np.float64),
+    "gpu_paths_stay_on_the_device": check_gpu_paths_stay_on_the_device,
     # odd and even sides (the last tile overhangs), a 1x1 map, two images
     "winograd_float32_odd": lambda: check_winograd(np.float32, 1, 3, 2, 5, 7),
     # 21 tiles in 5 chunks of 5, 18 in 5 of 4: the last chunk holds zeros past the tiles

@@ -47,7 +47,8 @@ def _sgd_kernel(p, g, v, lr, momentum, weight_decay, decay):
 
 
 def _sgd_xp(p, g, v, lr, momentum, weight_decay, decay):
-    """The same update with ``xp`` array operations (CuPy arrays)."""
+    """The same update with ``xp`` array operations (arrays that are not
+    C-contiguous; CuPy arrays take :mod:`minirpn.cuda.sgd_kernel`)."""
     if decay:
         g = g + weight_decay * p
     v *= momentum
@@ -113,13 +114,18 @@ class SGD:
             g, v = self.grads[key], self.velocity[key]
             decay = bool(self.weight_decay) and key not in self.no_weight_decay
             arrays = (p, g, v)
-            if all(isinstance(a, np.ndarray) and a.flags.c_contiguous and a.dtype == p.dtype
-                   for a in arrays) and p.dtype in (np.float32, np.float64):
-                scalar = p.dtype.type
-                _sgd_kernel(*(a.reshape(-1) for a in arrays), scalar(self._lr),
-                            scalar(self.momentum), scalar(self.weight_decay), decay)
-            else:
+            if not (all(a.flags.c_contiguous and a.dtype == p.dtype for a in arrays)
+                    and p.dtype in (np.float32, np.float64)):
                 _sgd_xp(p, g, v, self._lr, self.momentum, self.weight_decay, decay)
+                continue
+            scalar = p.dtype.type
+            args = (*(a.reshape(-1) for a in arrays), scalar(self._lr),
+                    scalar(self.momentum), scalar(self.weight_decay), decay)
+            if all(isinstance(a, np.ndarray) for a in arrays):
+                _sgd_kernel(*args)
+            else:  # CuPy: one launch instead of five CuPy calls
+                from ..cuda import sgd_kernel  # imports numba.cuda: GPU path only
+                sgd_kernel.sgd_step(*args)
 
     def zero_grad(self):
         """Set every gradient to zero, in place."""
