@@ -51,16 +51,21 @@ def force(path):
     conv._choose_path = choose
 
 
+def conv_inputs(cp, C, Fo, H, W):
+    """x (1, C, H, W), w (Fo, C, 3, 3), b (Fo,) and dy (1, Fo, H, W) on the GPU."""
+    rng = np.random.default_rng(0)
+    x = cp.asarray(rng.standard_normal((1, C, H, W), np.float32))
+    w = cp.asarray(rng.standard_normal((Fo, C, 3, 3), np.float32) * 0.05)
+    dy = cp.asarray(rng.standard_normal((1, Fo, H, W), np.float32))
+    return x, w, cp.zeros(Fo, np.float32), dy
+
+
 def layer_rows(cp, torch, repeat):
     timed = timer(cp.cuda.Device().synchronize)
     print(f"\n== 3x3 conv fwd+bwd (ms) ==\n{'':14s} {'C->F @HxW':>20s} {'winograd':>9s} "
           f"{'im2col':>8s} {'torch':>7s} {'wino/torch':>10s}")
     for name, C, Fo, H, W in SHAPES:
-        rng = np.random.default_rng(0)
-        x = cp.asarray(rng.standard_normal((1, C, H, W), np.float32))
-        w = cp.asarray(rng.standard_normal((Fo, C, 3, 3), np.float32) * 0.05)
-        b = cp.zeros(Fo, np.float32)
-        dy = cp.asarray(rng.standard_normal((1, Fo, H, W), np.float32))
+        x, w, b, dy = conv_inputs(cp, C, Fo, H, W)
 
         def run():
             y, cache = F.conv2d_forward(x, w, b, padding=1)
@@ -93,15 +98,13 @@ def step_rows(cp, repeat):
     from minirpn.cuda.launch import THREADS, blocks_for, launch
     timed = timer(cp.cuda.Device().synchronize)
     for name, C, Fo, H, W in (SHAPES[0], SHAPES[4], SHAPES[7]):
-        rng = np.random.default_rng(0)
-        x = cp.asarray(rng.standard_normal((1, C, H, W), np.float32))
-        w = cp.asarray(rng.standard_normal((Fo, C, 3, 3), np.float32) * 0.05)
-        b = cp.zeros(Fo, np.float32)
-        dy = cp.asarray(rng.standard_normal((1, Fo, H, W), np.float32))
+        x, w, b, dy = conv_inputs(cp, C, Fo, H, W)
         y, U, V = wk.forward(x, w, b)
-        M = cp.matmul(U[:, None], V)
+        S = V.shape[1]
+        Us, Uts = wk._per_chunk(cp, U, S), wk._per_chunk(cp, U.transpose(0, 2, 1), S)
+        M = cp.matmul(Us, V)
         dM, dx = cp.empty_like(M), cp.empty_like(x)
-        dV = cp.matmul(U.transpose(0, 2, 1)[:, None], M)
+        dV = cp.matmul(Uts, M)
         dU = cp.matmul(M, V.transpose(0, 1, 3, 2)).sum(axis=1)
         zero, half = np.float32(0), np.float32(0.5)
         blocks = blocks_for(C * (H // 2 + 1) * (W // 2 + 1))
@@ -111,7 +114,8 @@ def step_rows(cp, repeat):
                                                   THREADS, w, half, U)),
             ("  input transform", lambda: launch(wk._input_kernel, blocks_for(V.size // 16),
                                                  THREADS, x, zero, V)),
-            ("  M = U @ V", lambda: cp.matmul(U[:, None], V)),
+            ("  M = U @ V", lambda: cp.matmul(Us, V)),
+            ("  U per chunk", lambda: wk._per_chunk(cp, U, S)),
             ("  output transform", lambda: launch(wk._output_kernel, blocks_for(M.size // 16),
                                                   THREADS, M, b, y)),
             ("backward, whole", lambda: wk.backward(dy, U, V, x.shape)),
@@ -121,7 +125,8 @@ def step_rows(cp, repeat):
             ("  dU = sum dM @ V^T", lambda: cp.matmul(dM, V.transpose(0, 1, 3, 2)).sum(1)),
             ("  dw = G^T dU G", lambda: launch(wk._filter_adjoint_kernel, blocks_for(Fo * C),
                                                THREADS, dU, half, w)),
-            ("  dV = U^T @ dM", lambda: cp.matmul(U.transpose(0, 2, 1)[:, None], dM)),
+            ("  dV = U^T @ dM", lambda: cp.matmul(Uts, dM)),
+            ("  V^T, contiguous", lambda: cp.ascontiguousarray(V.transpose(0, 1, 3, 2))),
             ("  dV <- B dV B^T", lambda: launch(wk._input_adjoint_kernel,
                                                 blocks_for(dV.size // 16), THREADS, dV)),
             ("  gather dx", lambda: launch(wk._gather_kernel, blocks, THREADS, dV, zero, dx)),
@@ -132,11 +137,7 @@ def step_rows(cp, repeat):
             print(f"  {step:22s} {timed(fn, repeat):8.3f}")
     default = wk.CHUNK_TILES
     for name, C, Fo, H, W in (SHAPES[0], SHAPES[2], SHAPES[4]):
-        rng = np.random.default_rng(0)
-        x = cp.asarray(rng.standard_normal((1, C, H, W), np.float32))
-        w = cp.asarray(rng.standard_normal((Fo, C, 3, 3), np.float32) * 0.05)
-        b = cp.zeros(Fo, np.float32)
-        dy = cp.asarray(rng.standard_normal((1, Fo, H, W), np.float32))
+        x, w, b, dy = conv_inputs(cp, C, Fo, H, W)
         print(f"\n== {name}: fwd+bwd (ms) by CHUNK_TILES ==")
         for tiles in (512, 1024, 2048, 4096, 8192, 1 << 30):
             wk.CHUNK_TILES = tiles

@@ -285,6 +285,14 @@ def _chunks(T):
     return S, -(-T // S)
 
 
+def _per_chunk(xp, A, S):
+    """A (16, m, k) as (16, S, m, k), C-contiguous: CuPy's matmul copies an
+    operand that is not, and multiplies a broadcast one through arrays of
+    pointers built by extra kernels; A is small (filters), so a copy is cheap."""
+    return A[:, None] if S == 1 else xp.ascontiguousarray(
+        xp.broadcast_to(A[:, None], (16, S) + A.shape[1:]))
+
+
 def forward(x, w, b):
     """y = conv(x, w) + b for 3x3 filters, stride 1, padding 1, by (1)-(2).
 
@@ -314,7 +322,7 @@ def forward(x, w, b):
     launch(_filter_kernel, blocks_for(F * C), THREADS, w, half, U)
     V = xp.empty((16, S, C, L), x.dtype)
     launch(_input_kernel, blocks_for(V.size // 16), THREADS, x, zero, V)
-    M = xp.matmul(U[:, None], V)                                         # (2)
+    M = xp.matmul(_per_chunk(xp, U, S), V)                               # (2)
     y = xp.empty((N, F, H, W), x.dtype)
     launch(_output_kernel, blocks_for(M.size // 16), THREADS, M, b, y)
     return y, U, V
@@ -345,12 +353,14 @@ def backward(dy, U, V, x_shape, need_dx=True):
     zero, half = dy.dtype.type(0), dy.dtype.type(0.5)
     dM = xp.empty((16, S, F, L), dy.dtype)
     launch(_output_adjoint_kernel, blocks_for(dM.size // 16), THREADS, dy, zero, dM)
+    # (CuPy copies the transposed V: cuBLAS could read it as it is, but
+    # cupy.matmul takes C-contiguous operands only)
     dU = xp.matmul(dM, V.transpose(0, 1, 3, 2)).sum(axis=1)              # (3)
     dw = xp.empty((F, C, 3, 3), dy.dtype)
     launch(_filter_adjoint_kernel, blocks_for(F * C), THREADS, dU, half, dw)
     dx = None
     if need_dx:
-        dV = xp.matmul(U.transpose(0, 2, 1)[:, None], dM)                # (4)
+        dV = xp.matmul(_per_chunk(xp, U.transpose(0, 2, 1), S), dM)      # (4)
         launch(_input_adjoint_kernel, blocks_for(dV.size // 16), THREADS, dV)
         dx = xp.empty(x_shape, dy.dtype)
         N, _, H, W = x_shape

@@ -40,7 +40,8 @@ float64), and :func:`_choose_path` picks one per call:
 - ``"1x1"``: a 1x1, stride-1, unpadded conv (the RPN heads) is a per-pixel
   matrix product; nothing to unroll;
 - ``"im2col"``: this module's whole-matrix im2col above, written against
-  ``xp``: CuPy arrays, and NumPy arrays while the matrix is small
+  ``xp``: CuPy arrays (but for "winograd"), and NumPy arrays while the
+  matrix is small
   (``WHOLE_IM2COL_BYTES``);
 - ``"bands"``: :mod:`.conv_bands`, the NumPy path for large maps, the same
   products done one band of output rows at a time in a reused, cache-sized
@@ -60,7 +61,11 @@ float64), and :func:`_choose_path` picks one per call:
   layer but conv1_1, and the RPN's 3x3 conv, at 600x1000): Winograd's
   F(2x2, 3x3), 2.25 times fewer multiply-adds than the others, for
   rounding differences of about 1e-6 in float32. It caches x and the
-  transformed filters.
+  transformed filters. CuPy arrays of every such conv (3x3, stride 1,
+  padding 1, ``TAPS_MIN_CHANNELS`` input channels or more) take it too,
+  as :mod:`minirpn.cuda.winograd_kernel`: transform kernels around one
+  batched cuBLAS product, caching the transformed input tiles instead of
+  x (im2col's matrix is 9 times x, theirs 4 times).
 """
 from typing import Any, NamedTuple, Optional, Tuple
 
@@ -89,7 +94,7 @@ class ConvCache(NamedTuple):
     x: Optional[Any] = None        # "1x1", "bands", "taps", "winograd": the input (no copy)
     cols: Optional[Any] = None     # "im2col": (K + 1, P) matrix, ones in its last row
     u: Optional[Any] = None        # "winograd": (16, F, C) transformed filters
-    v: Optional[Any] = None        # "winograd" on the GPU: (16, C, T) transformed input tiles
+    v: Optional[Any] = None        # "winograd" on the GPU: (16, S, C, L) transformed input tiles
 
 
 def _check_inputs(x, w, b, stride, padding):
@@ -265,7 +270,7 @@ def _choose_path(x, w, stride, padding, out_size):
                 and x.shape[1] >= TAPS_MIN_CHANNELS):
             return "taps"  # large, stride 1, OW = W, not thin: no copies, cache x only
         return "bands"   # too big to unroll whole: band by band, cache x only
-    return "im2col"      # small maps (one BLAS product each way), and CuPy arrays
+    return "im2col"      # small maps (one BLAS product each way), other CuPy convs
 
 
 def conv2d_forward(x, w, b, stride=1, padding=0):
@@ -297,8 +302,10 @@ def conv2d_forward(x, w, b, stride=1, padding=0):
         What :func:`conv2d_backward` needs: the path taken, w and the
         geometry, and for 1x1 stride-1 unpadded convs and NumPy arrays on
         the "bands", "taps" or "winograd" paths x itself (not a copy; for
-        "winograd" also the (16, F, C) transformed filters), otherwise the
-        (C*KH*KW + 1, N*OH*OW) im2col matrix of x, ones in its last row.
+        "winograd" also the (16, F, C) transformed filters; CuPy arrays on
+        "winograd" keep those and the (16, S, C, L) transformed input
+        tiles instead of x), otherwise the (C*KH*KW + 1, N*OH*OW) im2col
+        matrix of x, ones in its last row.
 
     Raises
     ------
