@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The GPU check of the CuPy backend, in one script (about 7.5 minutes).
+# The GPU check of the CuPy backend, in one script (about 7 minutes).
 #
 #   bash benchmarks/gpu_check.sh            # from the repository root
 #
@@ -10,7 +10,7 @@
 #   2. CUPY_TF32=1 python benchmarks/bench_gpu_conv.py         bench_gpu_conv.log
 #   3. python -m minirpn demo --backend cupy --minutes 1.4     demo.log, demo/
 #   4. the CPU/GPU parity tests: python -m pytest tests/gpu    gpu-tests.log
-#      (the model's tests first; this step gets what is left of 450 s)
+#      (the model's tests first; this step gets what is left of 410 s)
 # Needs no network. Set PYTHON to choose the interpreter (default python),
 # DEMO_OUT the demo's folder (default $OUT/demo).
 set -u
@@ -80,8 +80,8 @@ step bench-conv 70 bench_gpu_conv.log env CUPY_TF32=1 "$PYTHON" benchmarks/bench
 # training is capped at 1.4 min, then dataset, numba compiles, evaluation
 step demo 120 demo.log "$PYTHON" -m minirpn demo --backend cupy --minutes 1.4 \
     --out "${DEMO_OUT:-$OUT/demo}"
-# the parity tests get what is left of 450 s (at least 150 s), the model's first
-LEFT=$((450 - SECONDS)); [ "$LEFT" -lt 150 ] && LEFT=150
+# the parity tests get what is left of 410 s (at least 120 s), the model's first
+LEFT=$((410 - SECONDS)); [ "$LEFT" -lt 120 ] && LEFT=120
 step gpu-tests "$LEFT" gpu-tests.log "$PYTHON" -m pytest tests/gpu/test_gpu_model.py \
     tests/gpu/test_gpu_layers.py -q -p no:randomly -rfEs --durations=12
 
