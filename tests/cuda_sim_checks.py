@@ -290,6 +290,19 @@ def check_gpu_paths_stay_on_the_device():
     return None
 
 
+def check_winograd_chunks():
+    """S chunks of L tiles hold all T tiles, none over CHUNK_TILES, fewer
+    than S of them padding (the chunks as even as can be)."""
+    for tiles in (1, 5, 4096):
+        winograd_kernel.CHUNK_TILES = tiles
+        for T in (1, 2, 3, 4095, 4096, 4097, 150000, 150001):
+            S, L = winograd_kernel._chunks(T)
+            if not (S * L >= T and L <= tiles and S * L - T < S):
+                return f"T={T}, CHUNK_TILES={tiles}: S={S}, L={L}"
+    winograd_kernel.CHUNK_TILES = 4096
+    return None
+
+
 def check_winograd(dtype, N, C, F, H, W, chunk_tiles=4096):
     winograd_kernel.CHUNK_TILES = chunk_tiles  # several chunks, the last one short
     rng = np.random.default_rng(H * W)
@@ -336,6 +349,7 @@ CHECKS = {
     "sgd_float32": lambda: check_sgd(np.float32),
     "sgd_float64": lambda: check_sgd(np.float64),
     "gpu_paths_stay_on_the_device": check_gpu_paths_stay_on_the_device,
+    "winograd_chunks": check_winograd_chunks,
     # odd and even sides (the last tile overhangs), a 1x1 map, two images
     "winograd_float32_odd": lambda: check_winograd(np.float32, 1, 3, 2, 5, 7),
     # 21 tiles in 5 chunks of 5, 18 in 5 of 4: the last chunk holds zeros past the tiles

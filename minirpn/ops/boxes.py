@@ -59,16 +59,16 @@ def check_boxes(boxes, name):
         from ..cuda import box_kernels  # imports numba.cuda: GPU path only
         if passes(box_kernels.rows_pass(boxes, xp)):
             return boxes
-        return _raise_bad_box(boxes, name, xp)
+        raise _bad_box_error(boxes, name, xp)
     # Fast path: two whole-array reductions (a per-row .all(axis=1)
     # costs more than box_iou itself: benchmarks/README.md), combined into
     # one flag; (x2, y2) >= (x1, y1) in one comparison of the column pairs.
     if passes(xp.isfinite(boxes).all() & (boxes[:, 2:] >= boxes[:, :2]).all()):
         return boxes
-    return _raise_bad_box(boxes, name, xp)
+    raise _bad_box_error(boxes, name, xp)
 
 
-def _raise_bad_box(boxes, name, xp):
+def _bad_box_error(boxes, name, xp):
     """The ValueError of :func:`check_boxes`, naming the first bad row."""
     finite = xp.isfinite(boxes).all(axis=1)
     x_ok = boxes[:, 2] >= boxes[:, 0]          # False for NaN too
@@ -76,8 +76,7 @@ def _raise_bad_box(boxes, name, xp):
     row = first_bad_row(~(finite & x_ok & y_ok))
     what = ("a non-finite coordinate" if not finite[row] else
             "x2 < x1" if not x_ok[row] else "y2 < y1")
-    raise ValueError(
-        f"{name} row {row} has {what}: {_format_row(boxes[row])}")
+    return ValueError(f"{name} row {row} has {what}: {_format_row(boxes[row])}")
 
 
 @deferrable
@@ -85,9 +84,10 @@ def check_positive_area(boxes, name):
     """Refuse a (K, 4) box of zero width or height, naming the first such
     row: encoding it as a regression target (or against one) needs log(0).
     The boxes must already pass :func:`check_boxes`."""
-    if get_array_module(boxes) is not numpy:  # one kernel, a flag on the device
+    xp = get_array_module(boxes)
+    if xp is not numpy:  # one kernel, a flag on the device
         from ..cuda import box_kernels
-        if passes(box_kernels.rows_pass(boxes, get_array_module(boxes), box_kernels.POSITIVE)):
+        if passes(box_kernels.rows_pass(boxes, xp, box_kernels.POSITIVE)):
             return
     row = first_bad_row((boxes[:, 2] <= boxes[:, 0]) | (boxes[:, 3] <= boxes[:, 1]))
     if row is not None:
