@@ -10,15 +10,16 @@ them whole, so here every tile of the image is one column of
 
     V (16, S, C, L),  M (16, S, F, L),   S * L >= N * ceil(H/2) * ceil(W/2)
 
-(the tiles in S chunks of L, ``CHUNK_TILES``), and (2) is ONE batched
-matrix product, ``matmul(U, V)``, which CuPy hands to cuBLAS (in TF32
-where the user allows it with ``CUPY_TF32=1``). Why not
-im2col here: its (9C, H*W) matrix is 9 times the input and its product
-has 2.25 times the multiply-adds; V and M are 4 times the input or output
-(a cuDNN-style implicit GEMM would avoid both, at the price of a kernel
-that is no longer a few readable lines).
+(tile t = s * L + l in column (s, l): S chunks of at most ``CHUNK_TILES``),
+and (2) is ONE batched matrix product, ``matmul(U, V)``, which CuPy hands
+to cuBLAS (in TF32 where the user allows it with ``CUPY_TF32=1``). Why
+not im2col here: its (9C, H*W) matrix is 9 times the input and its
+product has 2.25 times the multiply-adds; V and M are 4 times the input
+or output. (A cuDNN-style implicit GEMM would avoid both, at the price of
+a kernel that is no longer a few readable lines; the figures against
+im2col and cuDNN are in benchmarks/README.md.)
 
-Kernels, one thread per element of the named array:
+Kernels, one thread per (channel or filter, tile) unless said:
 - ``_filter_kernel``: U[:, f, c] = G w[f, c] G^T, per (f, c);
 - ``_input_kernel``: V[:, c, t] = B^T d B of tile t of channel c, per (c, t),
   zeros read outside the image (the padding);
