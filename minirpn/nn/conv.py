@@ -41,8 +41,7 @@ float64), and :func:`_choose_path` picks one per call:
   matrix product; nothing to unroll;
 - ``"im2col"``: this module's whole-matrix im2col above, written against
   ``xp``: CuPy arrays (but for "winograd"), and NumPy arrays while the
-  matrix is small
-  (``WHOLE_IM2COL_BYTES``);
+  matrix is small (``WHOLE_IM2COL_BYTES``);
 - ``"bands"``: :mod:`.conv_bands`, the NumPy path for large maps, the same
   products done one band of output rows at a time in a reused, cache-sized
   buffer. It caches only x (which the layer before holds anyway) and
@@ -61,11 +60,9 @@ float64), and :func:`_choose_path` picks one per call:
   layer but conv1_1, and the RPN's 3x3 conv, at 600x1000): Winograd's
   F(2x2, 3x3), 2.25 times fewer multiply-adds than the others, for
   rounding differences of about 1e-6 in float32. It caches x and the
-  transformed filters. CuPy arrays of every such conv (3x3, stride 1,
-  padding 1, ``TAPS_MIN_CHANNELS`` input channels or more) take it too,
-  as :mod:`minirpn.cuda.winograd_kernel`: transform kernels around one
-  batched cuBLAS product, caching the transformed input tiles instead of
-  x (im2col's matrix is 9 times x, theirs 4 times).
+  transformed filters. CuPy arrays of every such conv, whatever its size,
+  take it too (:mod:`minirpn.cuda.winograd_kernel`), caching the
+  transformed input tiles (4 times x; im2col's matrix is 9 times x).
 """
 from typing import Any, NamedTuple, Optional, Tuple
 
@@ -260,11 +257,9 @@ def _choose_path(x, w, stride, padding, out_size):
     if w.shape[2:] == (1, 1) and stride == (1, 1) and padding == (0, 0):
         return "1x1"     # a per-pixel linear map: nothing to unroll
     if (w.shape[2:] == (3, 3) and stride == (1, 1) and padding == (1, 1)
-            and x.shape[1] >= TAPS_MIN_CHANNELS):
-        if not isinstance(x, np.ndarray):
-            return "winograd"  # CuPy: a quarter of im2col's traffic, 2.25x fewer products
-        if x.shape[0] * out_size[0] * out_size[1] * w.size >= WINOGRAD_MIN_MACS:
-            return "winograd"  # 2.25x fewer multiply-adds, cache x and U only
+            and x.shape[1] >= TAPS_MIN_CHANNELS and (not isinstance(x, np.ndarray) or
+            x.shape[0] * out_size[0] * out_size[1] * w.size >= WINOGRAD_MIN_MACS)):
+        return "winograd"  # 2.25x fewer multiply-adds; CuPy: 4/9 of im2col's bytes
     if isinstance(x, np.ndarray) and _im2col_bytes(x, w, *out_size) > WHOLE_IM2COL_BYTES:
         if (stride == (1, 1) and same_width(w.shape, padding)
                 and x.shape[1] >= TAPS_MIN_CHANNELS):
