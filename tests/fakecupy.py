@@ -16,6 +16,10 @@ them for CuPy's. They behave like CuPy where it matters for finding bugs:
 ``tolist()`` of more than one element, ``asnumpy``) and ``scalars`` (0-d
 conversions: ``bool``, ``int``, ``float``, ``item``, formatting); and
 ``to_device``, numpy arrays given to ``asarray``/``array``.
+
+``MADE["arrays"]`` counts the arrays it makes: one per CuPy call (a view
+included), the host work of a step on a real GPU, where each call costs
+host time (tens of microseconds) whatever the size of its arrays.
 """
 import sys
 import types
@@ -26,6 +30,7 @@ import scipy.sparse
 from numpy.lib.mixins import NDArrayOperatorsMixin
 
 TRANSFERS = Counter()
+MADE = Counter()
 _CONVERTERS = {"asarray", "array", "asanyarray"}
 
 
@@ -75,6 +80,7 @@ class ndarray(NDArrayOperatorsMixin):
     __slots__ = ("_a",)
 
     def __init__(self, a):
+        MADE["arrays"] += 1
         self._a = a
 
     # -- what crosses to the host, counted ----------------------------------
