@@ -110,20 +110,20 @@ def _decode_kernel(reference, deltas, wx, wy, ww, wh, clip, half, out):
     out[i, 3] = cy + mul_rn(half, h)
 
 
-def box_iou(a, b, xp):
+def box_iou(a, b):
     """(N, M) IoU of CuPy boxes a (N, 4) and b (M, 4) of one float dtype,
     already checked (:func:`minirpn.ops.box_iou` is the public function)."""
-    out = xp.empty((a.shape[0], b.shape[0]), a.dtype)
+    out = get_array_module(a).empty((a.shape[0], b.shape[0]), a.dtype)
     if out.size:
         launch(_iou_kernel, blocks_for(out.size), THREADS, a, b, a.dtype.type(0), out)
     return out
 
 
-def rows_pass(boxes, xp, test=BOXES):
+def rows_pass(boxes, test=BOXES):
     """A 0-d bool device flag: True when every row of ``boxes`` (N, 4)
     passes ``test``: ``BOXES`` (``check_boxes``'s), ``POSITIVE`` (the
     zero-area test of ``check_positive_area``) or ``FINITE``."""
-    ok = xp.ones(1, bool)
+    ok = get_array_module(boxes).ones(1, bool)
     if boxes.shape[0]:
         launch(_rows_pass_kernel, blocks_for(boxes.shape[0]), THREADS, boxes, test, ok)
     return ok[0]

@@ -128,7 +128,7 @@ def decode_boxes(reference, deltas, weights=(1.0, 1.0, 1.0, 1.0)):
     wx, wy, ww, wh = _check_weights(weights)
     if xp is not numpy:  # one kernel for the check, one for the decoding
         from ..cuda import box_kernels  # imports numba.cuda: GPU path only
-        if passes(box_kernels.rows_pass(deltas, xp, box_kernels.FINITE)):
+        if passes(box_kernels.rows_pass(deltas, box_kernels.FINITE)):
             return box_kernels.decode_boxes(reference, deltas, (wx, wy, ww, wh),
                                             BBOX_XFORM_CLIP)
     row = first_bad_row(~xp.isfinite(deltas).all(axis=1))

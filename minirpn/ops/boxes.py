@@ -57,7 +57,7 @@ def check_boxes(boxes, name):
     xp = get_array_module(boxes)
     if xp is not numpy:  # one kernel and a flag that stays on the device
         from ..cuda import box_kernels  # imports numba.cuda: GPU path only
-        if passes(box_kernels.rows_pass(boxes, xp)):
+        if passes(box_kernels.rows_pass(boxes)):
             return boxes
         raise _bad_box_error(boxes, name, xp)
     # Fast path: two whole-array reductions (a per-row .all(axis=1)
@@ -87,7 +87,7 @@ def check_positive_area(boxes, name):
     xp = get_array_module(boxes)
     if xp is not numpy:  # one kernel, a flag on the device
         from ..cuda import box_kernels
-        if passes(box_kernels.rows_pass(boxes, xp, box_kernels.POSITIVE)):
+        if passes(box_kernels.rows_pass(boxes, box_kernels.POSITIVE)):
             return
     row = first_bad_row((boxes[:, 2] <= boxes[:, 0]) | (boxes[:, 3] <= boxes[:, 1]))
     if row is not None:
@@ -168,7 +168,7 @@ def box_iou(a, b):
     xp = get_array_module(a, b)
     if xp is not numpy:
         from ..cuda import box_kernels  # imports numba.cuda: GPU path only
-        return box_kernels.box_iou(a, b, xp)
+        return box_kernels.box_iou(a, b)
     return _box_iou_numba(a, b)
 
 
