@@ -36,8 +36,10 @@ def rpn_losses(scores, deltas, labels, bbox_targets, sigma=3.0):
         (background, foreground) logits.
     deltas : (A, 4) float
         Predicted box deltas.
-    labels : (A,) int
-        1 positive, 0 negative, -1 ignored (from anchor labelling).
+    labels : (A,) int, numpy or the scores' array module
+        1 positive, 0 negative, -1 ignored (from anchor labelling). A
+        numpy array is uploaded, and the count of sampled anchors (the
+        classification loss's normaliser) is then read without a host wait.
     bbox_targets : (A, 4) float
         Regression targets; only rows with label 1 are used.
     sigma : float
@@ -49,11 +51,13 @@ def rpn_losses(scores, deltas, labels, bbox_targets, sigma=3.0):
     cache : tuple
     """
     xp = get_array_module(scores)
+    labels = get_array_module(labels).asarray(labels)
+    num_sampled = int((labels >= 0).sum())  # where the labels are: numpy, no wait
     labels = xp.asarray(labels, dtype=xp.int64)
     positive = (labels == 1).astype(deltas.dtype)[:, None]
     weights = xp.broadcast_to(positive, deltas.shape)
     return _loss_pair(scores, labels, deltas, bbox_targets, weights, sigma,
-                      num_sampled=int((labels >= 0).sum()))
+                      num_sampled=num_sampled)
 
 
 def rpn_losses_backward(cache, dcls=1.0, dbox=1.0):

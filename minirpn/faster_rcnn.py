@@ -73,8 +73,8 @@ class FasterRCNN(Module):
             crop_method=c.crop_method, output_size=c.roi_output_size,
             spatial_scale=1.0 / c.stride, sampling_ratio=c.roi_sampling_ratio,
             dropout=c.head_dropout, rng=init_rng, dtype=c.dtype))
-        self.base_anchors = base_anchors(c.stride, c.anchor_scales,
-                                         c.anchor_ratios, dtype=c.dtype)
+        self.base_anchors = self._base_anchors_on_host = base_anchors(
+            c.stride, c.anchor_scales, c.anchor_ratios, dtype=c.dtype)
         self.rng = np.random.default_rng(c.seed)
         self._anchor_cache = {}
         self._last = None
@@ -92,8 +92,7 @@ class FasterRCNN(Module):
     def to(self, backend_name):
         """Move parameters, gradients and anchors to "numpy" or "cupy"."""
         super().to(backend_name)
-        self.base_anchors = self.xp.asarray(to_numpy(self.base_anchors)) \
-            if backend_name == "cupy" else to_numpy(self.base_anchors)
+        self.base_anchors = self.xp.asarray(self._base_anchors_on_host)
         self._anchor_cache = {}
         return self
 
@@ -116,13 +115,14 @@ class FasterRCNN(Module):
                 layer.clear_cache()
         return x
 
-    def anchors(self, feature_height, feature_width):
-        """(H*W*A, 4) anchors of a feature map (section 3.1.1), cached by size."""
+    def anchors(self, feature_height, feature_width, on_host=False):
+        """(H*W*A, 4) anchors of a feature map (section 3.1.1), cached by size,
+        beside the parameters, or numpy ``on_host``: the same bits, made on the host."""
         key = (feature_height, feature_width)
         if key not in self._anchor_cache:
-            self._anchor_cache[key] = grid_anchors(
-                feature_height, feature_width, self.stride, self.base_anchors)
-        return self._anchor_cache[key]
+            anchors = grid_anchors(*key, self.stride, self._base_anchors_on_host)
+            self._anchor_cache[key] = (anchors, self.xp.asarray(anchors))
+        return self._anchor_cache[key][0 if on_host else 1]
 
     def rpn_outputs(self, features):
         """The RPN on the features (section 3.1): an :class:`RPNOutputs`."""
@@ -132,7 +132,7 @@ class FasterRCNN(Module):
         check_finite_outputs("rpn_cls", scores)
         check_finite_outputs("rpn_box", deltas)
         return RPNOutputs(scores, foreground_probability(scores), deltas,
-                          self.anchors(*features.shape[2:]))
+                          self.anchors(*features.shape[2:]), features.shape[2:])
 
     def proposals(self, rpn, batch, training):
         """Each image's :class:`~minirpn.proposals.Proposals` (section 3.3),
@@ -143,24 +143,30 @@ class FasterRCNN(Module):
                 for i in range(len(batch.scales))]
 
     def anchor_labels(self, rpn, batch, gt_boxes, rng):
-        """Each image's :class:`~minirpn.anchor_targets.AnchorLabels` (3.1.2)."""
+        """Each image's :class:`~minirpn.anchor_targets.AnchorLabels` (3.1.2),
+        numpy on either backend: they need the anchors and the numpy (K_i, 4)
+        ``gt_boxes``, not the features. On a GPU the host labels while the GPU
+        computes the features (py-faster-rcnn's anchor target layer is NumPy
+        too); on the device its first host wait would wait for the backbone."""
         settings = self.config.anchor_target_settings()
-        return [label_anchors(rpn.anchors, gt, size, rng=rng, **settings)
+        anchors = self.anchors(*rpn.feature_size, on_host=True)
+        return [label_anchors(anchors, gt, size, rng=rng, **settings)
                 for gt, size in zip(gt_boxes, batch.image_sizes)]
 
     def rpn_loss(self, rpn, anchor_labels):
-        """The RPN's two losses (eq. 1) and the cache for its backward."""
+        """The RPN's two losses (eq. 1) and the cache for its backward; the
+        host's labels and targets of :meth:`anchor_labels` go up once."""
         return rpn_losses(
             rpn.scores.reshape(-1, 2), rpn.deltas.reshape(-1, 4),
-            self.xp.concatenate([a.labels for a in anchor_labels]),
-            self.xp.concatenate([a.bbox_targets for a in anchor_labels]),
+            np.concatenate([to_numpy(a.labels) for a in anchor_labels]),
+            self.xp.asarray(np.concatenate([to_numpy(a.bbox_targets) for a in anchor_labels])),
             self.config.rpn_sigma)
 
     def proposal_targets(self, rois, gt_boxes, gt_labels, rng):
         """Each image's :class:`~minirpn.proposal_targets.ProposalTargets`
         drawn from its (P_i, 4) RoIs (Fast R-CNN, section 2.3)."""
-        c = self.config
-        return [sample_proposals(r, gt, labels, c.num_classes, rng=rng,
+        c, xp = self.config, self.xp
+        return [sample_proposals(r, xp.asarray(gt), labels, c.num_classes, rng=rng,
                                  **c.proposal_target_settings())
                 for r, gt, labels in zip(rois, gt_boxes, gt_labels)]
 
@@ -209,8 +215,7 @@ class FasterRCNN(Module):
         Returns
         -------
         dict of str -> float
-            ``rpn_cls``, ``rpn_box``, ``roi_cls``, ``roi_box`` and their sum
-            ``total``.
+            ``rpn_cls``, ``rpn_box``, ``roi_cls``, ``roi_box``; ``total``, their sum.
 
         Raises
         ------
@@ -240,12 +245,9 @@ class FasterRCNN(Module):
     @deferred_device_checks()
     def forward_head(self, images, targets, rng=None, proposals=None):
         """The detection head's half of a step alone (alternating training,
-        steps 2 and 4): ``roi_cls``, ``roi_box`` and ``total``.
-
-        ``proposals`` (one (P_i, 4) array per image, original pixels) are
-        the RoI candidates, e.g. another network's :meth:`rpn_proposals`
-        (step 2); when omitted, this model's own RPN makes them (step 4).
-        """
+        steps 2 and 4): ``roi_cls``, ``roi_box`` and ``total``. ``proposals``
+        (one (P_i, 4) array per image, original pixels), e.g. another
+        network's :meth:`rpn_proposals` (step 2), or this model's RPN's (step 4)."""
         rng = self.rng if rng is None else rng
         batch, gt_boxes, gt_labels = self.training_batch(images, targets)
         features = self.features(batch.images)
@@ -261,14 +263,15 @@ class FasterRCNN(Module):
 
     def training_batch(self, images, targets):
         """Checked, preprocessed images and their GT in the network's pixels:
-        (batch, [(K_i, 4) boxes], [(K_i,) labels])."""
+        (batch, [(K_i, 4) boxes], [(K_i,) labels]), the GT as numpy arrays
+        (the host labels the anchors; RoI sampling uploads the boxes)."""
         images = check_images(images)
         targets = check_targets(targets, images, self.config.num_classes)
         self.train()
         self._last = None
         batch, dtype = self.preprocess(images), self.config.dtype
-        return (batch, [batch.to_network(i, t["boxes"], dtype) for i, t in enumerate(targets)],
-                [t["labels"] for t in targets])
+        boxes = [batch.to_network(i, t["boxes"], dtype, xp=np) for i, t in enumerate(targets)]
+        return batch, boxes, [t["labels"] for t in targets]
 
     def _given_proposals(self, batch, proposals):
         if len(proposals) != len(batch.scales):
@@ -280,8 +283,7 @@ class FasterRCNN(Module):
                 for i, p in enumerate(proposals)]
 
     def _finish_step(self, features, values, rpn_cache, head_cache):
-        """Bring the losses to the host in one crossing (the progress bar
-        needs them), refuse NaN/inf, and keep the caches for backward."""
+        """The losses to the host in one crossing, NaN/inf refused, caches kept."""
         xp = self.xp
         host = to_numpy(xp.stack([xp.asarray(v) for v in values.values()])).tolist()
         losses = dict(zip(values, host))
@@ -354,12 +356,10 @@ class FasterRCNN(Module):
                 "labels": to_numpy(det["labels"])}
 
     def rpn_proposals(self, images, training=False):
-        """RPN proposals for a list of raw (H_i, W_i, 3) images: one (P_i, 4)
-        numpy array per image, in original pixels and the model's dtype, as
-        :meth:`forward_head` takes them. P_i is at most the config's
-        ``rpn_post_nms_top_n_test`` (``_train`` with ``training=True``); the
-        network runs in eval mode either way, its caches cleared after.
-        """
+        """RPN proposals for raw (H_i, W_i, 3) images: one (P_i, 4) numpy array
+        per image in original pixels, as :meth:`forward_head` takes them. P_i
+        <= ``rpn_post_nms_top_n_test`` (``_train`` with ``training``); eval
+        mode either way, caches cleared after."""
         batch, _, proposals = self._run_to_proposals(images, training)
         self.clear_caches()
         return [batch.to_original(i, p.boxes) for i, p in enumerate(proposals)]

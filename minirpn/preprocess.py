@@ -46,13 +46,14 @@ class PreprocessedBatch:
     original_sizes: list
     scales: list
 
-    def to_network(self, i, boxes, dtype=None):
+    def to_network(self, i, boxes, dtype=None, xp=None):
         """(K, 4) boxes of image i, original -> network pixels.
 
-        Returns them beside the batch's images (numpy or cupy), in ``dtype``;
-        by default float boxes keep theirs, others take the images'.
+        Returns them beside the batch's images (numpy or cupy), or in the
+        array module ``xp`` if given, in ``dtype``; by default float boxes
+        keep theirs, others take the images'.
         """
-        xp = get_array_module(self.images)
+        xp = get_array_module(self.images) if xp is None else xp
         boxes = to_numpy(boxes)
         if dtype is None:
             dtype = boxes.dtype if np.asarray(boxes).dtype.kind == "f" else self.images.dtype

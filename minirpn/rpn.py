@@ -32,11 +32,14 @@ class RPNOutputs:
         Predicted (t_x, t_y, t_w, t_h).
     anchors : (A, 4) float
         The anchors the rows line up with.
+    feature_size : (int, int)
+        (H, W) of the feature map, whose cells give the A = H*W*k anchors.
     """
     scores: object
     fg_probs: object
     deltas: object
     anchors: object
+    feature_size: tuple
 
 
 def _to_rows(x, per_anchor):

@@ -186,7 +186,7 @@ class Trace:
     def _training_stages(self, batch, features, rpn, proposals):
         """What ``forward_train`` adds: the targets of both heads, the losses."""
         m = self.model
-        gt_boxes = [batch.to_network(0, self.target["boxes"], m.config.dtype)]
+        gt_boxes = [batch.to_network(0, self.target["boxes"], m.config.dtype, xp=np)]
         anchor_labels = m.anchor_labels(rpn, batch, gt_boxes, self.rng)
         labels = anchor_labels[0]
         yield Stage("anchor_labels", labels.summary(),

@@ -14,8 +14,11 @@ them for CuPy's. They behave like CuPy where it matters for finding bugs:
 
 ``TRANSFERS`` counts device-to-host traffic: ``arrays`` (``get()``,
 ``tolist()`` of more than one element, ``asnumpy``) and ``scalars`` (0-d
-conversions: ``bool``, ``int``, ``float``, ``item``, formatting); and
-``to_device``, numpy arrays given to ``asarray``/``array``.
+conversions: ``bool``, ``int``, ``float``, ``item``, formatting);
+``sizes``, results whose size depends on the data (``nonzero``,
+``flatnonzero``, ``argwhere``, ``unique``, ``where`` with one argument,
+indexing with a boolean mask), for which CuPy waits for the device to
+learn the size; and ``to_device``, numpy arrays given to ``asarray``/``array``.
 
 ``MADE["arrays"]`` counts the arrays it makes: one per CuPy call (a view
 included), the host work of a step on a real GPU, where each call costs
@@ -32,6 +35,17 @@ from numpy.lib.mixins import NDArrayOperatorsMixin
 TRANSFERS = Counter()
 MADE = Counter()
 _CONVERTERS = {"asarray", "array", "asanyarray"}
+#: functions whose result's size depends on the values: a host wait in CuPy
+_SIZED = {"nonzero", "flatnonzero", "argwhere", "unique", "extract", "compress"}
+
+
+def _sized(key):
+    """Count a boolean-mask index (its result's size is data-dependent)."""
+    for k in key if isinstance(key, tuple) else (key,):
+        k = k._a if isinstance(k, ndarray) else k
+        if isinstance(k, np.ndarray) and k.dtype == bool:
+            TRANSFERS["sizes"] += 1
+            return
 
 
 def _strict(value):
@@ -124,17 +138,22 @@ class ndarray(NDArrayOperatorsMixin):
         return _wrap(getattr(ufunc, method)(*_strict(inputs), **_strict(kwargs)))
 
     def __array_function__(self, func, types_, args, kwargs):
+        if func.__name__ in _SIZED or (func.__name__ == "where" and len(args) == 1):
+            TRANSFERS["sizes"] += 1
         return _wrap(func(*_strict(args), **_strict(kwargs)))
 
     def __getattr__(self, name):
         if name.startswith("__"):  # no __array_interface__ etc.: numpy must not see in
             raise AttributeError(name)
+        if name == "nonzero":
+            TRANSFERS["sizes"] += 1
         value = getattr(self._a, name)
         if callable(value):
             return lambda *a, **k: _wrap(value(*_strict(a), **_strict(k)))
         return _wrap(value)
 
     def __getitem__(self, key):
+        _sized(key)
         return _wrap(self._a[_key(key)])
 
     def __setitem__(self, key, value):
@@ -175,7 +194,12 @@ def _function(name):
     if name in _CONVERTERS:
         return lambda a, *args, **kw: _to_device(a, *args, copy=name == "array", **kw)
     fn = getattr(np, name)
-    return lambda *a, **k: _wrap(fn(*_strict(a), **_strict(k)))
+
+    def call(*a, **k):
+        if name in _SIZED or (name == "where" and len(a) == 1):
+            TRANSFERS["sizes"] += 1
+        return _wrap(fn(*_strict(a), **_strict(k)))
+    return call
 
 
 class _Sparse:
