@@ -232,16 +232,21 @@ def maybe(what, fn):
 
 
 # ---- the report -----------------------------------------------------------------
+def ratio_line(name, ours, ref):
+    """One row of the ratio table: ms, ms, ratio and the target's verdict."""
+    ratio = ours / ref if ref else float("nan")
+    target = TARGETS.get(name)
+    verdict = "" if target is None or ref is None else \
+        f"<= {target:g}x: {'met' if ratio <= target else 'NOT met'}"
+    ref_text = f"{ref:9.2f}" if ref else f"{'-':>9s}"
+    return f"{name:34s} {ours:11.2f} {ref_text} {ratio:6.2f}x  {verdict}"
+
+
 def print_ratios(rows):
     print("\n== minirpn (CuPy) / torchvision on this GPU: lower is better ==")
     print(f"{'':34s} {'minirpn ms':>11s} {'torch ms':>9s} {'ratio':>7s}  target")
-    for name, ours, ref in rows:
-        ratio = ours / ref if ref else float("nan")
-        target = TARGETS.get(name)
-        verdict = "" if target is None or ref is None else \
-            f"<= {target:g}x: {'met' if ratio <= target else 'NOT met'}"
-        ref_text = f"{ref:9.2f}" if ref else f"{'-':>9s}"
-        print(f"{name:34s} {ours:11.2f} {ref_text} {ratio:6.2f}x  {verdict}")
+    for row in rows:
+        print(ratio_line(*row))
 
 
 def import_torch():
@@ -281,16 +286,22 @@ def main():
           f"CuPy {cp.__version__}, CUPY_TF32={os.environ.get('CUPY_TF32', '0')}")
     torch = None if args.no_torch else import_torch()
     sync = cp.cuda.Device().synchronize
+    # each row is printed as soon as it is measured (a time limit may stop
+    # the run), the paper config's first; the whole table again at the end
     rows = op_rows(cp, torch, repeat, args.quick)
+    for row in rows:
+        print(ratio_line(*row))
 
     image, target = scene(600, 1000)
-    configs = [("toy", Config.toy(3))] + ([] if args.skip_paper else [("paper", Config.paper(3))])
+    configs = ([] if args.skip_paper else [("paper", Config.paper(3))]) + [("toy", Config.toy(3))]
     for name, config in configs:
         model = FasterRCNN(config).to("cupy")
         ours = time_minirpn(model, image, target, repeat, sync)
         ref = (maybe(f"torchvision {name}", lambda: time_torchvision(
             config, image, target, repeat, torch)) if torch else None) or (None, None)
         rows += [(f"{name} train step", ours[0], ref[0]), (f"{name} detect", ours[1], ref[1])]
+        for row in rows[-2:]:
+            print(ratio_line(*row))
         if name == "paper" or args.skip_paper:
             print(f"\n== {name} config: step-through stages on the GPU (ms) ==")
             for stage, ms in stage_times(model, image, target, sync):
