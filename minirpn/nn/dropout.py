@@ -5,8 +5,8 @@ units are scaled by ``1 / (1 - p)``, so the expected activation is
 unchanged and inference is the identity.
 
 The keep mask is drawn on the host from the caller's numpy Generator and
-only then moved to the array's device with ``xp.asarray``: a seed gives the
-same mask on NumPy and CuPy.
+only then moved to the array's device with ``xp.asarray`` (as booleans,
+scaled there): a seed gives the same mask on NumPy and CuPy.
 """
 import numpy as np
 
@@ -54,7 +54,8 @@ def dropout_forward(x, p, rng, train=True):
     xp = get_array_module(x)
     # float32 uniforms whatever the dtype of x: one random stream per seed.
     keep = rng.random(x.shape, dtype=np.float32) >= p
-    mask = xp.asarray(keep.astype(x.dtype) * x.dtype.type(1.0 / (1.0 - p)))
+    # the booleans cross (a quarter of a float32 mask's bytes), scaled where x is
+    mask = xp.asarray(keep).astype(x.dtype) * x.dtype.type(1.0 / (1.0 - p))
     return x * mask, mask
 
 
