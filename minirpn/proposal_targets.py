@@ -169,9 +169,10 @@ def sample_proposals(proposals, gt_boxes, gt_labels, num_classes, *,
     # 3. Label by IoU (Fast R-CNN section 2.3: foreground at 0.5 and above,
     # background in [0.1, 0.5)); widen an empty negative window (module notes).
     positive = xp.flatnonzero(max_iou >= positive_iou)
-    in_window = (max_iou >= floor) & (max_iou < negative_iou)
-    fallback = floor > 0 and not bool(in_window.any())
-    negative = xp.flatnonzero(max_iou < negative_iou if fallback else in_window)
+    negative = xp.flatnonzero((max_iou >= floor) & (max_iou < negative_iou))
+    fallback = floor > 0 and negative.shape[0] == 0
+    if fallback:
+        negative = xp.flatnonzero(max_iou < negative_iou)
 
     # 4.-5. At most round(batch_size * positive_fraction) positives, then
     # negatives up to batch_size, repeating some when they are short.
