@@ -99,10 +99,15 @@ class Proposals:
 
 
 def _split(index, keep, xp):
-    """Rows ``keep`` of ``index`` survive; return (kept, removed) indices."""
-    mask = xp.ones(index.shape[0], dtype=bool)
-    mask[keep] = False
-    return index[keep], index[mask]
+    """Rows ``keep`` of ``index`` survive; return (kept, removed) indices.
+
+    The removed rows come first, in order, in a stable sort of the kept
+    flags: their count is known (one per row not kept), so this needs no
+    host wait, which reading them through a boolean mask takes on a GPU."""
+    kept = xp.zeros(index.shape[0], dtype=np.int8)
+    kept[keep] = 1
+    removed = xp.argsort(kept, kind="stable")[:index.shape[0] - keep.shape[0]]
+    return index[keep], index[removed]
 
 
 def propose(fg_probs, deltas, anchors, image_size, *, pre_nms_top_n,
