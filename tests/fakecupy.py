@@ -39,8 +39,15 @@ _CONVERTERS = {"asarray", "array", "asanyarray"}
 _SIZED = {"nonzero", "flatnonzero", "argwhere", "unique", "extract", "compress"}
 
 
-def _sized(key):
-    """Count a boolean-mask index (its result's size is data-dependent)."""
+def _count_sized_call(name, args=()):
+    """Count a call (function or method) whose result's size depends on the
+    values: one of ``_SIZED``, or ``where`` with one argument."""
+    if name in _SIZED or (name == "where" and len(args) == 1):
+        TRANSFERS["sizes"] += 1
+
+
+def _count_mask_index(key):
+    """Count an index holding a boolean mask (its result's size is data-dependent)."""
     for k in key if isinstance(key, tuple) else (key,):
         k = k._a if isinstance(k, ndarray) else k
         if isinstance(k, np.ndarray) and k.dtype == bool:
@@ -138,22 +145,20 @@ class ndarray(NDArrayOperatorsMixin):
         return _wrap(getattr(ufunc, method)(*_strict(inputs), **_strict(kwargs)))
 
     def __array_function__(self, func, types_, args, kwargs):
-        if func.__name__ in _SIZED or (func.__name__ == "where" and len(args) == 1):
-            TRANSFERS["sizes"] += 1
+        _count_sized_call(func.__name__, args)
         return _wrap(func(*_strict(args), **_strict(kwargs)))
 
     def __getattr__(self, name):
         if name.startswith("__"):  # no __array_interface__ etc.: numpy must not see in
             raise AttributeError(name)
-        if name == "nonzero":
-            TRANSFERS["sizes"] += 1
+        _count_sized_call(name)  # a method: x.nonzero(), x.compress(...)
         value = getattr(self._a, name)
         if callable(value):
             return lambda *a, **k: _wrap(value(*_strict(a), **_strict(k)))
         return _wrap(value)
 
     def __getitem__(self, key):
-        _sized(key)
+        _count_mask_index(key)
         return _wrap(self._a[_key(key)])
 
     def __setitem__(self, key, value):
@@ -196,8 +201,7 @@ def _function(name):
     fn = getattr(np, name)
 
     def call(*a, **k):
-        if name in _SIZED or (name == "where" and len(a) == 1):
-            TRANSFERS["sizes"] += 1
+        _count_sized_call(name, a)
         return _wrap(fn(*_strict(a), **_strict(k)))
     return call
 
